@@ -6,12 +6,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB_HOSTS ?= 2
 
-.PHONY: help venv lab-up lab-down site demo test unit sanity lint lab-test molecule build changelog-lint clean
+.PHONY: help deps venv lab-up lab-down site demo test unit sanity lint lab-test molecule build changelog-lint clean
 
 help:
 	@echo "make demo      - bring up the lab ($(LAB_HOSTS) simulated Sparks) and run site.yml against it"
 	@echo "make test      - run every test (unit, sanity, lint, lab, molecule)"
 	@echo "make lab-up | lab-down | site | unit | sanity | lint | lab-test | molecule | build"
+
+deps:
+	tools/install-deps.sh
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -21,7 +24,7 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-lab-up: venv
+lab-up: deps venv
 	lab/lab up $(LAB_HOSTS)
 
 lab-down:
@@ -55,7 +58,7 @@ build: venv
 	tools/build_and_install.sh
 
 # README command 2
-test: unit sanity lint changelog-lint build lab-test molecule
+test: deps unit sanity lint changelog-lint build lab-test molecule
 
 clean: lab-down
 	rm -rf $(VENV) .cache
