@@ -126,7 +126,7 @@ class Lab:
             cmd += ["-a", args]
         cmd += list(extra)
         return subprocess.run(cmd, cwd=REPO, env=_ansible_env(), capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
 
     def ansible_playbook(self, playbook: str | Path, *args: str, timeout: int = 1800,
                          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -137,7 +137,7 @@ class Lab:
         """
         cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook), *args]
         proc = subprocess.run(cmd, cwd=REPO, env=_ansible_env(env), capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
         proc.recap = parse_recap(proc.stdout)  # type: ignore[attr-defined]
         return proc
@@ -151,7 +151,7 @@ def lab_cli(*args: str, name: str = DEFAULT_LAB, timeout: int = LAB_UP_TIMEOUT,
     if env:
         run_env.update(env)
     return subprocess.run([str(LAB_CLI), *args], cwd=REPO, env=run_env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def load_lab(name: str = DEFAULT_LAB) -> Lab:
