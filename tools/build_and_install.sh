@@ -17,9 +17,12 @@ fi
 # Away from the checkout's ansible.cfg, which would resolve sparkfleet.trtllm to the checkout itself.
 cd "$work"
 printf "[defaults]\n" > "$work/ansible.cfg"; export ANSIBLE_CONFIG="$work/ansible.cfg"
-export ANSIBLE_COLLECTIONS_PATH="$work/cols:$("$venv/bin/python" -c 'import ansible_collections, os; print(os.path.dirname(list(ansible_collections.__path__)[0]))')"
+# The collections the ansible package ships (community.docker & co.), plus the freshly installed one.
+bundled=$("$venv/bin/python" -c 'import ansible_collections, os; print(os.path.dirname(list(ansible_collections.__path__)[0]))')
+export ANSIBLE_COLLECTIONS_PATH="$work/cols:$bundled"
 "$venv/bin/ansible-galaxy" collection install --force --offline --no-deps -p "$work/cols" "$tarball" 2>&1 | grep -v 'is not part of the configured' >/dev/null
-for pb in $(cd "$work/cols/ansible_collections/sparkfleet/trtllm/playbooks" && ls ./*.yml | sed 's|^\./||; s|\.yml$||'); do
+for path in "$work"/cols/ansible_collections/sparkfleet/trtllm/playbooks/*.yml; do
+  pb=$(basename "$path" .yml)
   "$venv/bin/ansible-playbook" -i localhost, "sparkfleet.trtllm.$pb" --syntax-check >/dev/null
   echo "sparkfleet.trtllm.$pb: syntax ok from the installed collection"
 done

@@ -70,7 +70,7 @@ def auth_registry(lab):
     try:
         port = docker("port", name, "5000/tcp").stdout.strip().splitlines()[0].rsplit(":", 1)[1]
         env = {**os.environ, "DOCKER_CONFIG": str(config)}
-        for _ in range(60):  # the registry takes a moment to listen
+        for _attempt in range(60):  # the registry takes a moment to listen
             if _login(port, user, password, env):
                 break
             time.sleep(0.5)
