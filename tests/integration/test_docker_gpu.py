@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
 PLAYBOOK = "playbooks/docker_gpu.yml"
 HOST = "spark-1"
 SMOKE_IMAGE = "sparkfleet-lab/busybox:latest"
-ORIGINAL_DAEMON_JSON = {"storage-driver": "vfs"}
+# The sim hosts' pristine daemon.json, as the spark-os image ships it (vfs storage, the lab registries).
+ORIGINAL_DAEMON_JSON = json.loads(
+    (Path(__file__).resolve().parents[2] / "lab/images/spark-os/overlay/etc/docker/daemon.json").read_text())
 STATE_FILE = "/var/lib/sparkfleet/state/host_config.json"
 BASE_VARS = {"docker_gpu_smoke_image": SMOKE_IMAGE}
 
