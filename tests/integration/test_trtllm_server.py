@@ -5,7 +5,10 @@
 A play on localhost (connection local) runs the role against a fake Hub cache in a temporary folder, on a free
 port, with GPUs off. Checked: a check-mode pass touches nothing, converge serves a real chat completion,
 a second run changes nothing (same container, not restarted), a changed setting replaces the container,
-and bad input fails before the container is touched. Docker objects are named sparkfleet-test-trtllm-*.
+bad input (VLM on the LLM port, missing image, a command-line key in the options, a model outside the matrix without
+its kind and sizes, a two-node model, a model missing from the cache) fails before the container is touched, and a
+changed setting replaces the container (the old one is stopped first and the role waits until the port is free, since
+trtllm-serve binds without SO_REUSEADDR) and records the previous deployment. Docker objects are named sparkfleet-test-trtllm-*.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ def deploy(tmp_path_factory):
     port = _free_port()
     variables = {
         "trtllm_server_model": MODEL,
+        # Not a row of the model matrix: its kind and sizes are given.
+        "trtllm_server_model_spec": {"kind": "llm", "download_gb": 1, "memory_gb": 2},
+        "trtllm_server_state_dir": str(work / "state"),
         "trtllm_server_port": port,
         "trtllm_server_container_name": name,
         "trtllm_server_image": IMAGE,
@@ -159,18 +165,20 @@ def test_bad_input_fails_before_the_container_is_touched(deploy):
     proc = deploy["play"]("-e", '{"trtllm_server_extra_llm_api_options": {"max_batch_size": 4}}')
     assert proc.returncode != 0
     assert "must not set what the command line sets (max_batch_size)" in proc.output
+    proc = deploy["play"]("-e", '{"trtllm_server_model": "acme/unknown-model", "trtllm_server_model_spec": {}}')
+    assert proc.returncode != 0
+    assert "model 'acme/unknown-model' is not in the Spark support matrix" in proc.output
+    proc = deploy["play"]("-e", '{"trtllm_server_model": "nvidia/Qwen3-235B-A22B-FP4", "trtllm_server_model_spec": {}}')
+    assert proc.returncode != 0
+    assert "the model needs 2 Sparks and this role serves one host" in proc.output
+    proc = deploy["play"]("-e", '{"trtllm_server_model": "nvidia/Qwen3-8B-FP4", "trtllm_server_model_spec": {}}')
+    assert proc.returncode != 0
+    assert "nvidia/Qwen3-8B-FP4 (revision main) is not in the Hugging Face cache of localhost" in proc.output
     after = _inspect(deploy["name"])
     assert after["Id"] == before["Id"]
     assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
 
 
-_STANDIN_SERVER = REPO / "lab" / "images" / "trtllm-standin" / "overlay" / "opt" / "trtllm-standin" / "trtllm_standin" / "server.py"
-
-
-@pytest.mark.xfail(_STANDIN_SERVER.is_file() and "SO_REUSEADDR" not in _STANDIN_SERVER.read_text(), strict=True,
-                   reason="the stand-in binds without SO_REUSEADDR (uvicorn sets it), so the replacement container "
-                          "cannot bind the port while the old one's connections are in TIME_WAIT; the probe then "
-                          "fails fast on the crash loop")
 def test_changed_setting_replaces_the_container_and_waits(deploy):
     before = _inspect(deploy["name"])
     proc = deploy["play"]("-e", '{"trtllm_server_extra_llm_api_options": {"kv_cache_config": {"free_gpu_memory_fraction": 0.8}}}')
@@ -182,3 +190,8 @@ def test_changed_setting_replaces_the_container_and_waits(deploy):
     assert "free_gpu_memory_fraction: 0.8" in options and "dtype: auto" in options
     status, dummy = _chat(deploy["port"])
     assert status == 200
+    state = json.loads((deploy["work"] / "state" / "serving-llm.json").read_text())
+    assert state["current"]["container_id"] == after["Id"]
+    assert state["previous"]["container_id"] == before["Id"]
+    assert state["current"]["config_sha256"] != state["previous"]["config_sha256"]
+    assert state["current"]["commit"] == COMMIT and state["current"]["port"] == deploy["port"]
