@@ -31,7 +31,7 @@ lab-down:
 	lab/lab down
 
 site: venv
-	$(VENV)/bin/ansible-playbook -i inventory/lab/hosts.yml site.yml
+	$(VENV)/bin/ansible-playbook -i inventory/lab/hosts.yml site.yml -e @lab/demo-vars.yml
 
 # README command 1
 demo: lab-up site
