@@ -39,7 +39,7 @@ def test_factory_lab_is_isolated_from_the_default_lab(lab, lab_factory):
     proc = other.ansible("sparks", "ansible.builtin.debug", "var=sparkfleet_lab")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '"sparkfleet_lab": true' in proc.stdout
-    assert docker_names(f"label=sparkfleet.lab.name={NAME}") == [f"{NAME}-spark-1"]
+    assert docker_names(f"label=sparkfleet.lab.name={NAME}", "label=sparkfleet.lab.role=spark") == [f"{NAME}-spark-1"]
     # the default lab's key is not authorised on the factory lab
     cross = subprocess.run(lab.ssh_prefix("spark-1")[:-1] + [f"spark@{other.hosts['spark-1']}", "true"],
                            capture_output=True, text=True, timeout=60, check=False)
@@ -51,14 +51,14 @@ def test_factory_lab_grows_shrinks_and_goes_down(lab_factory):
     grown = lab_factory("selftest", 2)
     assert grown.host_names == ["spark-1", "spark-2"]
     assert grown.ssh("spark-2", "hostname").stdout.strip() == "spark-2"
-    assert docker_names(f"label=sparkfleet.lab.name={NAME}") == [f"{NAME}-spark-1", f"{NAME}-spark-2"]
+    assert docker_names(f"label=sparkfleet.lab.name={NAME}", "label=sparkfleet.lab.role=spark") == [f"{NAME}-spark-1", f"{NAME}-spark-2"]
 
     proc = lab_cli("up", "1", name=NAME)
     assert proc.returncode == 0, proc.stderr
     assert f"removing {NAME}-spark-2" in proc.stdout
     assert "0 new, 1 reused" in proc.stdout
     assert load_lab(NAME).host_names == ["spark-1"]
-    assert docker_names(f"label=sparkfleet.lab.name={NAME}") == [f"{NAME}-spark-1"]
+    assert docker_names(f"label=sparkfleet.lab.name={NAME}", "label=sparkfleet.lab.role=spark") == [f"{NAME}-spark-1"]
 
     status = lab_cli("status", name=NAME)
     assert status.returncode == 0
