@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-try:
-    import ansible_collections.sparkfleet.trtllm  # noqa: F401 pylint: disable=unused-import
-except ImportError:  # plain checkout: the collection resolves through collections/ (see ansible.cfg)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "collections"))
-
-from ansible_collections.sparkfleet.trtllm.plugins.module_utils._http import (  # noqa: E402
+from ansible_collections.sparkfleet.trtllm.plugins.module_utils._http import (
     HTTPResponse,
     HTTPTimeout,
     HTTPUnreachable,

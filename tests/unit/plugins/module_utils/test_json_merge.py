@@ -5,16 +5,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-_COLLECTIONS = str(Path(__file__).resolve().parents[4] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible_collections.sparkfleet.trtllm.plugins.module_utils._json_merge import (  # noqa: E402
+from ansible_collections.sparkfleet.trtllm.plugins.module_utils._json_merge import (
     JsonObjectError,
     deep_merge,
     dump_json,

@@ -5,16 +5,11 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-_COLLECTIONS = str(Path(__file__).resolve().parents[4] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible_collections.sparkfleet.trtllm.plugins.module_utils import _model_matrix as mm  # noqa: E402
+from ansible_collections.sparkfleet.trtllm.plugins.module_utils import _model_matrix as mm
 
 DOCS = Path(__file__).resolve().parents[4] / "docs" / "models.md"
 

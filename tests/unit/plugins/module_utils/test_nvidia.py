@@ -5,16 +5,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-_COLLECTIONS = str(Path(__file__).resolve().parents[4] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible_collections.sparkfleet.trtllm.plugins.module_utils import _nvidia as nv  # noqa: E402
+from ansible_collections.sparkfleet.trtllm.plugins.module_utils import _nvidia as nv
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nvidia-smi"
 GB10 = FIX / "gb10"

@@ -8,37 +8,22 @@ import json
 import os
 import shutil
 import stat
-import sys
 from pathlib import Path
 
 import pytest
-
-# A plain checkout resolves as the collection through collections/ (see ansible.cfg).
-_COLLECTIONS = str(Path(__file__).resolve().parents[4] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sparkfleet.trtllm.plugins.modules import docker_daemon_config  # noqa: E402
+from ansible_collections.sparkfleet.trtllm.plugins.modules import docker_daemon_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "docker_daemon_config"
 NVIDIA = {"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(module_runner):
     """Run the module in-process; return (exit code, parsed JSON result it printed)."""
 
     def _run(args: dict, check_mode: bool = False, diff: bool = False) -> tuple[int, dict]:
-        full = dict(args)
-        if check_mode:
-            full["_ansible_check_mode"] = True
-        if diff:
-            full["_ansible_diff"] = True
-        with patch_module_args(full):
-            with pytest.raises(SystemExit) as exc:
-                docker_daemon_config.main()
-        return exc.value.code, json.loads(capsys.readouterr().out)
+        run = module_runner(docker_daemon_config.main, args, check_mode=check_mode, diff=diff)
+        return run.rc, run.result
 
     return _run
 

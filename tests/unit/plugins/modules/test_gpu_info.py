@@ -12,13 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-_COLLECTIONS = str(Path(__file__).resolve().parents[4] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sparkfleet.trtllm.plugins.modules import gpu_info  # noqa: E402
+from ansible_collections.sparkfleet.trtllm.plugins.modules import gpu_info
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nvidia-smi"
 
@@ -48,15 +42,10 @@ def fake_smi(tmp_path: Path, profile: str) -> Path:
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(module_runner):
     def _run(args: dict, check_mode: bool = False) -> tuple[int, dict]:
-        full = dict(args)
-        if check_mode:
-            full["_ansible_check_mode"] = True
-        with patch_module_args(full):
-            with pytest.raises(SystemExit) as exc:
-                gpu_info.main()
-        return exc.value.code, json.loads(capsys.readouterr().out)
+        run = module_runner(gpu_info.main, args, check_mode=check_mode)
+        return run.rc, run.result
 
     return _run
 

@@ -24,13 +24,8 @@ from pathlib import Path
 
 import pytest
 
-try:
-    import ansible_collections.sparkfleet.trtllm  # noqa: F401 pylint: disable=unused-import
-except ImportError:  # plain checkout: the collection resolves through collections/ (see ansible.cfg)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "collections"))
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sparkfleet.trtllm.plugins.modules import openai_probe  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sparkfleet.trtllm.plugins.modules import openai_probe
 
 MODEL = "sparkfleet-test/tiny-llm"
 
@@ -525,7 +520,8 @@ def test_real_container_exit_is_seen_through_the_docker_sdk(capsys, dash_image):
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     try:
         subprocess.run(["docker", "run", "-d", "--name", name, dash_image, "/bin/sh", "-c",
-                        "echo loading weights; echo 'fatal: engine build failed' >&2; sleep 1; exit 3"],
+                        # stdout and stderr are separate streams with no order between them: pause in between
+                        "echo loading weights; sleep 0.3; echo 'fatal: engine build failed' >&2; sleep 1; exit 3"],
                        capture_output=True, check=True)
         rc, res, wall = run_probe(capsys, base_url="http://127.0.0.1:%d" % free_port(), container=name,
                                   poll_interval_seconds=0.2, timeout_seconds=30)

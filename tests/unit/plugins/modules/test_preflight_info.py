@@ -7,36 +7,22 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.sparkfleet.trtllm.plugins.modules import preflight_info
 
-_COLLECTIONS = str(Path(__file__).resolve().parents[4] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sparkfleet.trtllm.plugins.modules import preflight_info  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_gpu_info import fake_smi  # noqa: E402  pylint: disable=wrong-import-position
+from test_gpu_info import fake_smi  # pytest puts this test folder on sys.path
 
 ALL_CHECKS = ["gpu_driver", "cuda_driver", "gpu_architecture", "memory", "model_nodes", "disk", "docker",
               "docker_nvidia_runtime", "ports", "clock", "hub", "connectx"]
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(module_runner):
     def _run(args: dict, check_mode: bool = True) -> tuple[int, dict, str]:
-        full = dict(args)
-        if check_mode:
-            full["_ansible_check_mode"] = True
-        with patch_module_args(full):
-            with pytest.raises(SystemExit) as exc:
-                preflight_info.main()
-        text = capsys.readouterr().out
-        return exc.value.code, json.loads(text), text
+        run = module_runner(preflight_info.main, args, check_mode=check_mode)
+        return run.rc, run.result, run.out
 
     return _run
 
