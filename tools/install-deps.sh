@@ -3,7 +3,7 @@
 # a Docker engine answers. Every step skips what is already there, so it is cheap to re-run.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(docker.io debootstrap rsync openssh-client iproute2 iptables docker-registry apache2-utils make git python3-venv curl ca-certificates)
+pkgs=(docker.io debootstrap rsync openssh-client iproute2 iptables docker-registry apache2-utils make git python3-venv curl ca-certificates chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
