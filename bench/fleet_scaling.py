@@ -1,0 +1,232 @@
+# Copyright: Contributors to the sparkfleet.trtllm project
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark (not a test): no-change re-run of site.yml on K lab hosts, Ansible's defaults vs our ansible.cfg.
+
+    .venv/bin/python bench/fleet_scaling.py [--hosts 1,2,4,8] [--repeat 1] [--vars light|demo] [--keep]
+    .venv/bin/python bench/fleet_scaling.py --plot-only     # redraw the PNG from the JSON (needs matplotlib)
+
+Brings up one lab of max(K) sim hosts (LAB_NAME, default sparkfleet-lab-fleetbench), converges all of them once
+with site.yml and our ansible.cfg, then for every K times the no-change re-run of site.yml limited to the first K
+hosts, once per configuration:
+
+- ``defaults``: an ansible.cfg holding only what is needed to find the collection and the inventory
+  (collections_path, inventory, host_key_checking): forks 5, no pipelining, linear strategy forced for every play
+  (``ANSIBLE_STRATEGY`` overrides nothing set in a play, so the plays' ``strategy`` lines are neutralised with
+  ``-e sparkfleet_play_strategy=linear``), no fact cache, the default callback. ansible-core's own default ssh_args
+  (``-C -o ControlMaster=auto -o ControlPersist=60s``) stay: they are Ansible's defaults.
+- ``ours``: the shipped ansible.cfg as it is.
+
+Every timed run starts without SSH control masters (a fresh control_path_dir; masters are closed afterwards), so
+the numbers are those of a run a few minutes after the previous one. The fact cache of ``ours`` is kept between
+runs (that is its point) and was filled by the converge run.
+
+Controller CPU = user+sys of ansible-playbook and all its children (ssh clients included), from
+getrusage(RUSAGE_CHILDREN) deltas; the sim hosts' own CPU is not in it, but they share the machine's cores, so
+wall times grow with K on a small machine. Each re-run must report changed=0 and failed=0 for every host in the
+recap; a run that does not is flagged (``no_change: false``, ``all_runs_no_change``) and the others still run.
+Writes bench/results/fleet_scaling.json (after every point) and bench/results/fleet_scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+VENV_BIN = REPO / ".venv" / "bin"
+CONFIGS = ("defaults", "ours")
+# Both var sets run every role of site.yml; "light" serves one model (one trtllm_server instance per host instead
+# of two), which halves the serving role's share and the sim hosts' memory. SSH is allowed from the lab subnet
+# (firewall_admin_cidrs) instead of per play host (firewall_ssh_from_fleet), so that a run limited to K of the
+# converged hosts wants the same rules as the converge run (else it would delete the other hosts' SSH rules).
+FIREWALL = ["-e", '{"firewall_expose": true, "firewall_ssh_from_fleet": false}',
+            "-e", '{"firewall_allowed_cidrs": ["{{ sparkfleet_lab_subnet }}"], "firewall_admin_cidrs": ["{{ sparkfleet_lab_subnet }}"]}']
+VAR_SETS = {
+    "demo": ["-e", "@lab/demo-vars.yml", *FIREWALL],
+    "light": ["-e", '{"sparkfleet_models": ["nvidia/Qwen3-8B-FP4"]}', *FIREWALL],
+}
+DEFAULTS_CFG = """# Ansible's defaults: only what is needed to find the collection and the inventory (written by fleet_scaling.py)
+[defaults]
+collections_path = {repo}/collections
+inventory = {inventory}
+host_key_checking = true
+"""
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
+PROFILE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
+
+
+def lab(lab_name: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LAB_NAME=lab_name)
+    return subprocess.run([str(REPO / "lab" / "lab"), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=3600, check=False)
+
+
+def close_masters(control_dir: Path) -> None:
+    for sock in control_dir.glob("*"):
+        subprocess.run(["ssh", "-o", "ControlPath=%s" % sock, "-O", "exit", "x"], capture_output=True, timeout=30, check=False)
+
+
+def playbook(config: str, cfg: Path, inventory: Path, hosts: list[str], var_args: list[str], control_dir: Path) -> dict:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_NOCOLOR="1", ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
+               PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
+    extra = ["-e", "sparkfleet_play_strategy=linear"] if config == "defaults" else []
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", "--limit", ",".join(hosts),
+           *var_args, *extra]
+    load = os.getloadavg()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    close_masters(control_dir)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise SystemExit("site.yml failed (%s, %s):\n%s" % (config, hosts, out[-6000:]))
+    recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4]),
+                    "skipped": int(m[5])} for m in RECAP.findall(proc.stdout)}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # profile_tasks (ours only) prints the slowest tasks at the end: keep them as the hot spots of the run
+    tail = proc.stdout[proc.stdout.rfind("=" * 20):] if "=" * 20 in proc.stdout else ""
+    hot = [{"task": t.strip(), "seconds": float(s)} for t, s in PROFILE.findall(tail)][:25]
+    return {"wall_seconds": round(wall, 3), "controller_cpu_seconds": round(cpu, 3),
+            "controller_cpu_seconds_per_host": round(cpu / len(hosts), 3), "load_average_before": [round(x, 2) for x in load],
+            "recap": recap, "changed_total": sum(r["changed"] for r in recap.values()),
+            "task_results_per_host": round(statistics.mean(r["ok"] + r["skipped"] for r in recap.values()), 1),
+            "hot_tasks": hot, "output": out}
+
+
+def plot(data: dict) -> Path | None:
+    try:
+        import matplotlib  # pylint: disable=import-outside-toplevel
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        print("matplotlib is not installed: no PNG (pip install matplotlib, then --plot-only)", file=sys.stderr)
+        return None
+    colors = {"defaults": "#999999", "ours": "#76b900"}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for config in CONFIGS:
+        rows = [r for r in data["runs"] if r["config"] == config]
+        ks = [r["hosts"] for r in rows]
+        ax1.plot(ks, [r["wall_seconds_median"] for r in rows], marker="o", color=colors[config], label=config)
+        ax2.plot(ks, [r["controller_cpu_seconds_per_host_median"] for r in rows], marker="o", color=colors[config],
+                 label=config)
+        for k, r in zip(ks, rows):
+            ax1.annotate("%.0fs" % r["wall_seconds_median"], (k, r["wall_seconds_median"]), fontsize=7,
+                         textcoords="offset points", xytext=(0, 5), ha="center")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("lab hosts (K)")
+        ax.set_xticks(sorted({r["hosts"] for r in data["runs"]}))
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("wall time of the no-change site.yml re-run (s)")
+    ax2.set_ylabel("controller CPU seconds per host")
+    ax2.axhline(1.0, color="red", linestyle="--", linewidth=1)
+    ax2.text(ax2.get_xlim()[0], 1.0, " goal: 1 s/host", color="red", fontsize=7, va="bottom")
+    fig.suptitle("sparkfleet site.yml no-change re-run: Ansible defaults vs shipped ansible.cfg (%s, %d cores, %s vars)"
+                 % (data["machine"], data["cpu_count"], data["vars"]), fontsize=9)
+    fig.tight_layout()
+    out = RESULTS / "fleet_scaling.png"
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def write_results(out_json: Path, args: argparse.Namespace, runs: list[dict]) -> dict:
+    """Write the JSON after every measured point, so an interrupted run keeps what it measured."""
+    by = {(r["config"], r["hosts"]): r for r in runs}
+    done = sorted(k for k in {r["hosts"] for r in runs} if ("defaults", k) in by and ("ours", k) in by)
+    speedup = {str(k): round(by[("defaults", k)]["wall_seconds_median"] / by[("ours", k)]["wall_seconds_median"], 2)
+               for k in done}
+    top = max(done) if done else None
+    data = {
+        "benchmark": "fleet_scaling", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": platform.node(), "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(),
+        "vars": args.vars, "repeat": args.repeat, "lab": args.lab_name, "runs": runs,
+        "speedup_wall_defaults_over_ours": speedup,
+        "goal": "at K=8: wall(defaults) >= 2 x wall(ours) and controller CPU of ours <= 1 s per host",
+        "all_runs_no_change": all(smp["no_change"] for r in runs for smp in r["samples"]),
+        "largest_k_measured": top,
+        "goal_wall_met_at_largest_k": speedup[str(top)] >= 2.0 if top else None,
+        "goal_cpu_met_at_largest_k": by[("ours", top)]["controller_cpu_seconds_per_host_median"] <= 1.0 if top else None,
+    }
+    out_json.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", default="1,2,4,8", help="comma-separated host counts (default 1,2,4,8)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed re-runs per K and configuration (default 1)")
+    parser.add_argument("--vars", choices=sorted(VAR_SETS), default="light",
+                        help="light: one served model (default); demo: lab/demo-vars.yml (LLM + VLM)")
+    parser.add_argument("--lab-name", default="sparkfleet-lab-fleetbench")
+    parser.add_argument("--keep", action="store_true", help="leave the benchmark lab up")
+    parser.add_argument("--skip-up", action="store_true", help="the lab is up and converged already")
+    parser.add_argument("--plot-only", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_json = RESULTS / "fleet_scaling.json"
+    if args.plot_only:
+        print(plot(json.loads(out_json.read_text())))
+        return 0
+    counts = sorted(int(k) for k in args.hosts.split(","))
+    inventory = REPO / "lab" / ".state" / args.lab_name / "inventory.yml"
+    names = ["spark-%d" % i for i in range(1, max(counts) + 1)]
+    var_args = VAR_SETS[args.vars]
+    runs, logs = [], RESULTS / "fleet_scaling.tmp"
+    logs.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fs") as tmp:
+        cfgs = {"ours": REPO / "ansible.cfg", "defaults": Path(tmp) / "defaults.cfg"}
+        cfgs["defaults"].write_text(DEFAULTS_CFG.format(repo=REPO, inventory=inventory))
+        try:
+            if not args.skip_up:
+                up = lab(args.lab_name, "up", str(max(counts)))
+                if up.returncode != 0:
+                    raise SystemExit("lab up failed:\n%s\n%s" % (up.stdout[-3000:], up.stderr[-3000:]))
+                start = time.monotonic()
+                first = playbook("ours", cfgs["ours"], inventory, names, var_args, Path(tempfile.mkdtemp(dir=tmp)))
+                print("converged %d host(s) in %.0fs" % (len(names), time.monotonic() - start), flush=True)
+                (logs / "converge.log").write_text(first["output"])
+            for k in counts:
+                for config in CONFIGS:
+                    samples = []
+                    for i in range(args.repeat):
+                        control = Path(tempfile.mkdtemp(prefix="cp", dir=tmp))  # short: ssh's socket path limit
+                        sample = playbook(config, cfgs[config], inventory, names[:k], var_args, control)
+                        (logs / ("%s-k%d-%d.log" % (config, k, i))).write_text(sample.pop("output"))
+                        sample["no_change"] = not sample["changed_total"] and len(sample["recap"]) == k and not any(
+                            r["failed"] or r["unreachable"] for r in sample["recap"].values())
+                        if not sample["no_change"]:  # kept (and flagged in the JSON) so the other points still run
+                            print("WARNING: not a no-change run (%s, K=%d): %s" % (config, k, sample["recap"]), flush=True)
+                        samples.append(sample)
+                    entry = {"config": config, "hosts": k, "samples": samples}
+                    for key in ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host"):
+                        entry[key + "_median"] = round(statistics.median(s[key] for s in samples), 3)
+                    runs.append(entry)
+                    write_results(out_json, args, runs)
+                    print("K=%d %-8s wall %6.1fs  controller CPU %5.1fs (%.2f s/host)  load %s" % (
+                        k, config, entry["wall_seconds_median"], entry["controller_cpu_seconds_median"],
+                        entry["controller_cpu_seconds_per_host_median"], samples[-1]["load_average_before"]), flush=True)
+        finally:
+            if not args.keep:
+                lab(args.lab_name, "down")
+    data = write_results(out_json, args, runs)
+    print(json.dumps({k: data[k] for k in ("speedup_wall_defaults_over_ours", "goal_wall_met_at_largest_k", "goal_cpu_met_at_largest_k")}))
+    print(plot(data) or "no plot")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
