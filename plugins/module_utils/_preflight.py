@@ -11,8 +11,10 @@ Commands run through a ``run(argv) -> (rc, out, err)`` callable so that tests ca
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import socket
 import time
 from email.utils import parsedate_to_datetime
@@ -102,7 +104,8 @@ def check_memory(gpu, gpu_error, models, headroom_fraction):
         return result("memory", "warn", value, "memory capacity unknown", "Check `nvidia-smi` and /proc/meminfo on the host.")
     if need > capacity:
         return result("memory", "fail", value, "%s need %s GB but the host has %s GB of %s" % (names, _gb(need), _gb(capacity), where),
-                      "Choose a smaller model or quantization (docs/models.md), serve fewer models per host, or use a multi-node group.")
+                      "Choose a smaller model or quantization in sparkfleet_models (docs/models.md), serve fewer models per host, "
+                      "or use a multi-node group (sparkfleet_multinode_group).")
     if need > capacity * headroom_fraction:
         return result("memory", "warn", value, "%s need %s GB, more than %d%% of the %s GB of %s" % (
             names, _gb(need), int(headroom_fraction * 100), _gb(capacity), where),
@@ -423,7 +426,9 @@ def _hub_one(endpoint, model, revision, token, timeout):
         return ("fail", "%s: the endpoint rejected the token (HTTP 401)" % model,
                 "Replace sparkfleet_hf_token with a valid token (https://huggingface.co/settings/tokens).", lower)
     if code in (401, 404) and error_code == "RevisionNotFound":
-        return ("fail", "%s: revision %s not found on %s" % (model, revision, endpoint), "Fix the model revision.", lower)
+        return ("fail", "%s: revision %s not found on %s" % (model, revision, endpoint),
+                "Use an existing branch, tag or commit (preflight_hub_revision, and the same in model_cache_revision / "
+                "trtllm_server_revision).", lower)
     if code in (401, 404):
         return ("fail", "%s: not found on %s (HTTP %d %s)" % (model, endpoint, code, error_code),
                 "Check the model handle (sparkfleet_model); private repos need sparkfleet_hf_token.", lower)
@@ -444,11 +449,25 @@ def _hub_one(endpoint, model, revision, token, timeout):
     if code in (401, 403) and (ferror == "GatedRepo" or code == 403):
         if token:
             return ("fail", "%s is gated and the token's account has no access (HTTP %d)" % (model, code),
-                    "Request access on %s/%s with the token's account, or use a token of an approved account." % (base, model), lower)
+                    "Request access on %s/%s with the token's account, or set sparkfleet_hf_token to a token of an approved account."
+                    % (base, model), lower)
         return ("fail", "%s is gated and no token is set (HTTP %d)" % (model, code),
                 "Set sparkfleet_hf_token (from ansible-vault) to a token whose account has access to %s." % model, lower)
     return ("fail", "%s: gated, file access check answered %s" % (model, code if code is not None else error),
             "Check sparkfleet_hf_token and access to %s/%s." % (base, model), lower)
+
+
+def cached_revision(hf_home, model, revision):
+    """True when ``revision`` of ``model`` has a snapshot folder in the HF cache at ``hf_home``."""
+    repo = os.path.join(hf_home, "hub", "models--" + model.replace("/", "--"))
+    commit = revision
+    if not re.match(r"^[0-9a-f]{40}$", revision):
+        try:
+            with open(os.path.join(repo, "refs", revision)) as handle:
+                commit = handle.read().strip()
+        except (OSError, ValueError):
+            return False
+    return bool(commit) and os.path.isdir(os.path.join(repo, "snapshots", commit))
 
 
 def check_hub(endpoint, models, token, revision, timeout, offline, hf_home):
@@ -459,9 +478,18 @@ def check_hub(endpoint, models, token, revision, timeout, offline, hf_home):
             return (result("hub", "warn", "offline", "offline mode and %s not in the cache at %s" % (", ".join(missing), hf_home),
                            "Pre-seed the cache (the model_cache role fans it out from the controller) or set sparkfleet_offline: false."), None)
         return result("hub", "skip", "offline", "offline mode: the Hub is not contacted; every model is in the cache"), None
+    if not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", endpoint or ""):
+        return (result("hub", "fail", endpoint, "the Hub endpoint %r is not an http(s) URL" % endpoint,
+                       "Set sparkfleet_hf_endpoint to the Hub's base URL, for example https://huggingface.co."), None)
     statuses, messages, hints, skew = [], [], [], None
     for model in models:
         status, message, hint, headers = _hub_one(endpoint, model["model"], revision, token, timeout)
+        if status == "fail" and not headers and " unreachable (" in message and cached_revision(hf_home, model["model"], revision):
+            # A Hub outage must not stop a fleet whose model is already cached: model_cache then uses the cached
+            # revision without a request and the containers run offline anyway.
+            status = "warn"
+            message += "; revision %s is in the cache at %s, so the run goes on from the cache" % (revision, hf_home)
+            hint = "Nothing to do for this run; check the way to %s (sparkfleet_hf_endpoint) before a new model or revision is needed." % endpoint
         statuses.append(status)
         messages.append(message)
         if hint:
@@ -552,3 +580,92 @@ def check_fabric(run, ip, interfaces, peers, expected_mtu, peer_port, timeout):
         values.append("peer %s %s" % (peer, "ok" if answered else "unreachable"))
     status = worst(statuses)
     return result("connectx", status, "; ".join(values), "; ".join(messages), hints[0] if hints and status != "pass" else "")
+
+
+# ---------------------------------------------------------------- multi-node group
+
+
+def fabric_networks(ip_addr_json, interfaces):
+    """``{name: {"mtu", "up", "networks"}}`` of ``interfaces`` from ``ip -j -4 addr show`` output (missing: absent)."""
+    try:
+        data = json.loads(ip_addr_json or "[]")
+    except ValueError:
+        data = []
+    found = {}
+    for link in data if isinstance(data, list) else []:
+        name = link.get("ifname")
+        if name not in interfaces:
+            continue
+        nets = []
+        for addr in link.get("addr_info", []):
+            if addr.get("family") == "inet" and addr.get("local"):
+                nets.append(str(ipaddress.ip_interface("%s/%s" % (addr["local"], addr.get("prefixlen", 32))).network))
+        found[name] = {"mtu": link.get("mtu"), "up": link.get("operstate") in ("UP", "UNKNOWN"), "networks": nets}
+    return found
+
+
+def check_multinode(members, tp_size, interfaces):
+    """Compare the hosts of a multi-node group: tp_size, image, model revision, fabric subnet and MTU.
+
+    ``members`` lists one dict per host in rank order: ``host``, ``image``, ``image_id`` (empty when the image is not
+    pulled yet), ``model``, ``revision``, ``commit`` (empty when not cached yet) and ``ip_addr_json``.
+    """
+    if not members:
+        return result("multinode", "skip", None, "the host is not in a multi-node group (sparkfleet_multinode_group)")
+    size = len(members)
+    fails, hints, notes = [], [], []
+    tp = int(tp_size or size)
+    if tp != size:
+        fails.append("the group has %d host(s) but tp_size is %d" % (size, tp))
+        hints.append("Make the group (sparkfleet_multinode_group) exactly tp_size hosts, one rank per Spark, or set "
+                     "sparkfleet_multinode_tp_size to %d." % size)
+    if size < 2:
+        fails.append("a multi-node group needs at least 2 hosts, this one has %d" % size)
+        hints.append("Add the second Spark to the group or serve a single-node model.")
+
+    def differ(key, label, present_only=False):
+        values = {}
+        for member in members:
+            value = member.get(key) or ""
+            if present_only and not value:
+                continue
+            values.setdefault(value, []).append(member["host"])
+        if len(values) > 1:
+            fails.append("%s differ: %s" % (label, "; ".join("%s on %s" % (v or "none", ",".join(h)) for v, h in sorted(values.items()))))
+            return True
+        return False
+
+    if differ("image", "images"):
+        hints.append("Serve one image on every host of the group (sparkfleet_trtllm_image must not differ per host).")
+    elif differ("image_id", "image IDs of %s" % members[0].get("image"), present_only=True):
+        hints.append("Pull the image again on every host (the image_cache role) so that every rank runs the same build.")
+    if differ("model", "models") or differ("revision", "model revisions"):
+        hints.append("Give every host of the group the same model and revision (sparkfleet_multinode_model).")
+    elif differ("commit", "cached model revisions of %s" % members[0].get("model"), present_only=True):
+        hints.append("Cache the same commit on every host (the model_cache role with a pinned revision) before serving.")
+
+    if interfaces:
+        nets, mtus = {}, {}
+        for member in members:
+            links = fabric_networks(member.get("ip_addr_json"), interfaces)
+            nets[member["host"]] = set(n for link in links.values() for n in link["networks"])
+            for name, link in links.items():
+                mtus.setdefault(link["mtu"], []).append("%s:%s" % (member["host"], name))
+        shared = set.intersection(*nets.values()) if nets else set()
+        if not shared:
+            fails.append("the ConnectX interfaces share no subnet: %s" % "; ".join(
+                "%s %s" % (h, ",".join(sorted(n)) or "no address") for h, n in nets.items()))
+            hints.append("Put the ConnectX ports of every host of the group in one subnet (netplan), as in the guide's "
+                         "'Connect two Sparks'.")
+        else:
+            notes.append("subnet %s" % ",".join(sorted(shared)))
+        if len(mtus) > 1:
+            fails.append("MTU differs across the group: %s" % "; ".join(
+                "%s on %s" % (m, ",".join(h)) for m, h in sorted(mtus.items(), key=lambda item: str(item[0]))))
+            hints.append("Set the same MTU on every ConnectX port of the group (netplan mtu:).")
+        elif mtus:
+            notes.append("MTU %s" % list(mtus)[0])
+    value = "%d hosts, tp_size %d%s" % (size, tp, (", " + ", ".join(notes)) if notes else "")
+    if fails:
+        return result("multinode", "fail", value, "; ".join(fails), hints[0] if hints else "")
+    return result("multinode", "pass", value, "group of %d: same image, same model revision, one fabric subnet" % size)

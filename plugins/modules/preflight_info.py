@@ -15,6 +15,9 @@ description:
     GB10), models that need more Sparks than the host's group has, free disk at the Hugging Face cache, Docker engine
     and its C(nvidia) runtime, serving ports, clock synchronisation, Hub reachability and token access, and the
     ConnectX fabric (interfaces up with an address and MTU, peers answering).
+  - For a multi-node group (O(group)), the hosts are compared with each other, namely group size against
+    O(tp_size), the same image and image ID, the same model and cached model revision, one shared ConnectX subnet
+    and the same MTU.
   - Each check returns V(pass), V(warn), V(fail) or V(skip) with a one-line fix hint. The module never fails because a
     check failed; the C(sparkfleet.trtllm.preflight) role decides with C(preflight_fail_on).
   - The module changes nothing on the host. The Hub token is never returned or printed.
@@ -125,6 +128,19 @@ options:
     description: Seconds to wait for each peer.
     type: float
     default: 3
+  group:
+    description:
+      - The hosts of the host's multi-node group in rank order, as gathered by the C(sparkfleet.trtllm.preflight) role.
+        Each entry has C(host), C(image), C(image_id) (empty when not pulled yet), C(model), C(revision), C(commit)
+        (empty when not cached yet) and C(ip_addr_json) (the host's C(ip -j -4 addr show) output).
+      - Empty (the default) skips the V(multinode) check; it is not returned then.
+    type: list
+    elements: dict
+    default: []
+  tp_size:
+    description: Tensor-parallel size the group will serve with (V(0) = the group size).
+    type: int
+    default: 0
 requirements:
   - C(ip) (iproute2) when O(cx7_interfaces) is set.
 notes:
@@ -172,7 +188,7 @@ checks:
     check:
       description: >-
         Check name: V(gpu_driver), V(cuda_driver), V(gpu_architecture), V(memory), V(model_nodes), V(disk), V(docker),
-        V(docker_nvidia_runtime), V(ports), V(clock), V(hub), V(connectx).
+        V(docker_nvidia_runtime), V(ports), V(clock), V(hub), V(connectx), and V(multinode) when O(group) is set.
       type: str
     status:
       description: V(pass), V(warn), V(fail) or V(skip).
@@ -246,6 +262,8 @@ def main() -> None:
             peers=dict(type="list", elements="str", default=[]),
             peer_port=dict(type="int", default=22),
             peer_timeout=dict(type="float", default=3),
+            group=dict(type="list", elements="dict", default=[]),
+            tp_size=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -291,6 +309,8 @@ def main() -> None:
         checks.append(pf.check_clock(run, which("timedatectl"), skew))
     checks.append(hub)
     checks.append(pf.check_fabric(run, which("ip"), p["cx7_interfaces"], p["peers"], p["cx7_mtu"], p["peer_port"], p["peer_timeout"]))
+    if p["group"]:
+        checks.append(pf.check_multinode(p["group"], p["tp_size"], p["cx7_interfaces"]))
 
     summary = {s: sum(1 for c in checks if c["status"] == s) for s in pf.STATUSES}
     module.exit_json(

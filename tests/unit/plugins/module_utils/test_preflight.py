@@ -242,6 +242,26 @@ def test_hub_public_missing_and_unreachable(hub, tmp_path):
     assert res["status"] == "fail" and "unreachable" in res["message"] and "hf_secret_never_printed" not in json.dumps(res)
 
 
+def test_hub_unreachable_with_the_revision_cached_warns_and_goes_on(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    repo = tmp_path / "hub" / "models--nvidia--Qwen3-8B-FP4"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    res, dummy = pf.check_hub(dead, [QWEN8], None, "main", 5, False, str(tmp_path))
+    assert res["status"] == "fail"  # a ref without its snapshot is not a cached revision
+    (repo / "snapshots" / ("a" * 40)).mkdir(parents=True)
+    res, dummy = pf.check_hub(dead, [QWEN8], None, "main", 5, False, str(tmp_path))
+    assert res["status"] == "warn" and "unreachable" in res["message"] and "in the cache" in res["message"]
+    res, dummy = pf.check_hub(dead, [QWEN8], None, "v1", 5, False, str(tmp_path))
+    assert res["status"] == "fail"  # another revision is not cached
+    # A malformed endpoint is a settings error, not an outage: it fails even with the model cached.
+    for bad in ("hub.example:80", "ftp://hub.example", "http://user@hub.example", "http://hub.example/?q=1"):
+        res, dummy = pf.check_hub(bad, [QWEN8], None, "main", 5, False, str(tmp_path))
+        assert res["status"] == "fail" and "sparkfleet_hf_endpoint" in res["hint"], bad
+
+
 def test_hub_offline_looks_at_the_cache_only(tmp_path):
     res, dummy = pf.check_hub("http://192.0.2.1", [QWEN8], None, "main", 1, True, str(tmp_path))
     assert res["status"] == "warn" and "not in the cache" in res["message"]

@@ -4,10 +4,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-from pathlib import Path
 
 import pytest
 from ansible_collections.sparkfleet.trtllm.plugins.modules import preflight_info

@@ -19,6 +19,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from trtllm_standin import STANDIN_MARKER, env_flag, env_float, env_int, logs, version
+from trtllm_standin import ranks
 from trtllm_standin.config import ConfigError, load_options_file
 from trtllm_standin.engine import Engine, Hung, count_tokens
 from trtllm_standin.hfcache import ModelResolutionError, hub_cache_dir, hub_offline, read_model_config, resolve_model
@@ -179,7 +180,12 @@ def _start(options: dict, args: dict, extra: dict, sock: socket.socket) -> int:
     logs.trt("I", f"Model architecture {arch}, max_batch_size={args.get('max_batch_size')}, "
                   f"max_num_tokens={args.get('max_num_tokens')}, tp_size={args.get('tp_size')}, "
                   f"free_gpu_memory_fraction={args.get('free_gpu_memory_fraction')}")
+    rank, size = ranks.world()
+    rendezvous = ranks.Rendezvous(size) if size > 1 and rank == 0 else None
     _sleep_loading(env_float("TRTLLM_STANDIN_LOAD_SECONDS", 3.0), env_flag("TRTLLM_STANDIN_CRASH_WHILE_LOADING"))
+    if rendezvous is not None:
+        rendezvous.wait_all()  # every rank holds its shard before the API listens
+        logs.trt("I", f"rank 0: all {size} ranks joined")
     logs.trt("I", "Model loaded; KV cache allocated (simulated)")
 
     if options.get("served_model_name"):
