@@ -5,8 +5,8 @@
     .venv/bin/python bench/model_distribution.py [--hosts 2,4] [--size-mb 100] [--link-mbit 100] [--wan-mbit 50]
     .venv/bin/python bench/model_distribution.py --plot-only     # redraw the PNG from the JSON
 
-Brings up its own lab (LAB_NAME=sparkfleet-lab-mdbench, max(hosts) sim hosts) and runs the Hub stand-in on this
-machine (bound to the lab network's gateway) with nvidia/Qwen3-8B-FP4 padded to --size-mb. Links:
+Brings up its own lab (LAB_NAME=sparkfleet-lab-mcbench, or $MDBENCH_LAB; max(hosts) sim hosts) and runs the Hub
+stand-in on this machine (bound to the lab network's gateway) with nvidia/Qwen3-8B-FP4 padded to --size-mb. Links:
 - LAN: every sim host's eth0 egress is limited with `tc ... tbf rate <link-mbit>` (a host sends at most that much,
   as a NIC would);
 - WAN: the lab bridge's egress on this machine (what the Hub sends to all hosts together) is limited to
@@ -41,7 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-LAB_NAME = "sparkfleet-lab-mdbench"
+LAB_NAME = os.environ.get("MDBENCH_LAB", "sparkfleet-lab-mcbench")
 VENV_BIN = REPO / ".venv" / "bin"
 MODEL = "nvidia/Qwen3-8B-FP4"
 FOLDER = "models--" + MODEL.replace("/", "--")
@@ -158,7 +158,8 @@ class Bench:
     def run_k(self, k: int, base: dict) -> dict:
         hosts = self.lab.host_names[:k]
         size = self.hub.repos()[MODEL]["files"]["main"]["size_bytes"]
-        out: dict = {"hosts": k, "model_bytes": size}
+        # The machine is shared (other sessions, every sim host): the load tells how far the times are CPU-bound.
+        out: dict = {"hosts": k, "model_bytes": size, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
 
         for shape in ("hub", "waves", "chain"):
             self.clean(hosts)
@@ -194,6 +195,8 @@ class Bench:
         for shape in STRATEGIES:
             out[shape]["link_copies"] = round(out[shape]["copy_s"] / link, 3)
             out[shape]["total_link_copies"] = round(out[shape]["total_s"] / link, 3)
+        out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+        say("  load average %s -> %s" % (out["load_avg_start"], out["load_avg_end"]))
         return out
 
     def run(self) -> dict:
