@@ -55,4 +55,3 @@ def test_context_installs_the_controller_side_tools(context):
     bindep = (context / "_build" / "bindep.txt").read_text().split("\n")
     packages = {line.split()[0] for line in bindep if line.strip()}
     assert {"openssh-clients", "rsync", "tar"} <= packages
-
