@@ -48,8 +48,9 @@ lint: venv
 changelog-lint: venv
 	$(VENV)/bin/antsibull-changelog lint
 
+# Tests marked pending are skipped with their reason (-rs lists them); RUN_PENDING=1 make lab-test runs them too.
 lab-test: venv
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -rs tests/integration
 
 molecule: venv
 	tools/molecule.sh

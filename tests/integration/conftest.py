@@ -198,3 +198,17 @@ def lab_factory():
     if os.environ.get("LAB_KEEP", "0") != "1":
         for full in made:
             lab_cli("down", name=full)
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    """Skip tests marked ``pending(reason)`` (written, not yet shown passing) unless ``RUN_PENDING=1``.
+
+    They stay visible: the skip carries the reason, and ``-rs`` lists every one of them.
+    """
+    if os.environ.get("RUN_PENDING") == "1":
+        return
+    for item in items:
+        marker = item.get_closest_marker("pending")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "not yet shown passing")
+            item.add_marker(pytest.mark.skip(reason=f"pending: {reason}"))
