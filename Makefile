@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB_HOSTS ?= 2
 
-.PHONY: help deps venv lab-up lab-down site demo test unit sanity lint lab-test molecule build changelog-lint clean
+.PHONY: help deps venv lab-up lab-down site demo test unit sanity lint lab-test molecule lab-suites build changelog-lint clean
 
 help:
 	@echo "make demo      - bring up the lab ($(LAB_HOSTS) simulated Sparks) and run site.yml against it"
@@ -59,7 +59,12 @@ build: venv
 	tools/build_and_install.sh
 
 # README command 2
-test: deps unit sanity lint changelog-lint build lab-test molecule
+# The lab tests and the molecule scenarios run side by side (tools/lab-suites.sh; LAB_SUITES_SERIAL=1 for one
+# after the other).
+lab-suites: venv
+	tools/lab-suites.sh
+
+test: deps unit sanity lint changelog-lint build lab-suites
 
 clean: lab-down
 	rm -rf $(VENV) .cache

@@ -69,6 +69,8 @@ def _ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env.setdefault("ANSIBLE_LOCAL_TEMP", "/tmp/.ansible-local")
+    # Own fact cache: every lab names its hosts spark-N, and molecule runs beside these tests (tools/lab-suites.sh).
+    env.setdefault("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(REPO / ".cache" / "facts-pytest"))
     if extra:
         env.update(extra)
     return env
