@@ -6,7 +6,7 @@
 # LAB_SUITES_SERIAL=1 runs them one after the other.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 log=${MOLECULE_LOG:-$root/.cache/molecule-suite.log}
 mkdir -p "$(dirname "$log")"
 
