@@ -17,31 +17,18 @@ import struct
 from pathlib import Path
 
 import pytest
+from _serving import LAB_SUFFIX, TOKENS_PER_SECOND, serve_demo  # pytest puts tests/integration on sys.path
 
 REPO = Path(__file__).resolve().parents[2]
 LLM = "nvidia/Qwen3-8B-FP4"
 VLM = "nvidia/Qwen2.5-VL-7B-Instruct-FP4"
-TOKENS_PER_SECOND = 10
 SWEEP = {"benchmark_concurrency": [1, 4], "benchmark_input_tokens": 32, "benchmark_output_tokens": 16,
          "benchmark_num_prompts": 8, "benchmark_instances": ["llm"]}
 
 
-def serve_demo(lab) -> None:
-    """site.yml with the demo vars and a paced stand-in, unless the lab already serves exactly that."""
-    probe = ("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' sparkfleet-trtllm-llm sparkfleet-trtllm-vlm"
-             " && test -s /var/lib/sparkfleet/state/serving-llm.json && test -s /var/lib/sparkfleet/state/serving-vlm.json")
-    want = "TRTLLM_STANDIN_TOKENS_PER_SECOND=%d" % TOKENS_PER_SECOND
-    if all(want in (proc := lab.ssh(host, probe, sudo=True)).stdout and proc.returncode == 0 for host in lab.host_names):
-        return
-    extra = {"trtllm_server_env": {"TRTLLM_STANDIN_TOKENS_PER_SECOND": str(TOKENS_PER_SECOND),
-                                   "TRTLLM_STANDIN_LOAD_SECONDS": "2"}}
-    proc = lab.ansible_playbook(REPO / "site.yml", "-e", "@lab/demo-vars.yml", "-e", json.dumps(extra), timeout=1700)
-    assert proc.returncode == 0, proc.output[-6000:]
-
-
 @pytest.fixture(scope="module")
 def lab(lab_factory):
-    lab = lab_factory("st", 2)
+    lab = lab_factory(LAB_SUFFIX, 2)
     serve_demo(lab)
     return lab
 

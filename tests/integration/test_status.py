@@ -19,32 +19,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _serving import LAB_SUFFIX, serve_demo  # pytest puts tests/integration on sys.path
 
 REPO = Path(__file__).resolve().parents[2]
 LLM = "nvidia/Qwen3-8B-FP4"
 VLM = "nvidia/Qwen2.5-VL-7B-Instruct-FP4"
-TOKENS_PER_SECOND = 10
 HF_HOME = "/var/lib/sparkfleet/huggingface"
 STATE_HASH = ("sha256sum /var/lib/sparkfleet/state/serving-*.json; "
               "docker inspect -f '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.RestartCount}}' $(docker ps -aq)")
 
 
-def serve_demo(lab) -> None:
-    """site.yml with the demo vars and a paced stand-in, unless the lab already serves exactly that."""
-    probe = ("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' sparkfleet-trtllm-llm sparkfleet-trtllm-vlm"
-             " && test -s /var/lib/sparkfleet/state/serving-llm.json && test -s /var/lib/sparkfleet/state/serving-vlm.json")
-    want = "TRTLLM_STANDIN_TOKENS_PER_SECOND=%d" % TOKENS_PER_SECOND
-    if all(want in (proc := lab.ssh(host, probe, sudo=True)).stdout and proc.returncode == 0 for host in lab.host_names):
-        return
-    extra = {"trtllm_server_env": {"TRTLLM_STANDIN_TOKENS_PER_SECOND": str(TOKENS_PER_SECOND),
-                                   "TRTLLM_STANDIN_LOAD_SECONDS": "2"}}
-    proc = lab.ansible_playbook(REPO / "site.yml", "-e", "@lab/demo-vars.yml", "-e", json.dumps(extra), timeout=1700)
-    assert proc.returncode == 0, proc.output[-6000:]
-
-
 @pytest.fixture(scope="module")
 def lab(lab_factory):
-    lab = lab_factory("st", 2)
+    lab = lab_factory(LAB_SUFFIX, 2)
     serve_demo(lab)
     return lab
 
