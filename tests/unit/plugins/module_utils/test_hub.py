@@ -140,7 +140,10 @@ def test_stale_incomplete_removed_only_when_blob_complete(tmp_path):
 
 
 def test_free_bytes_of_missing_path_uses_parent(tmp_path):
-    assert _hub.free_bytes(str(tmp_path / "not" / "yet")) == shutil.disk_usage(tmp_path).free
+    # Other processes write to the same file system between the two reads: equal within 64 MiB.
+    free = _hub.free_bytes(str(tmp_path / "not" / "yet"))
+    assert free > 0
+    assert abs(free - shutil.disk_usage(tmp_path).free) < 64 * 1024 * 1024
 
 
 @pytest.mark.parametrize("errno_value,full", [(28, True), (122, True), (13, False)])
