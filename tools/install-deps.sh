@@ -15,6 +15,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Every sim host runs systemd, which takes several inotify instances; the kernel's default of 128 per user stops new
+# hosts from booting ("Too many open files") once a dozen run at once (the lab suites run side by side).
+f=/proc/sys/fs/inotify/max_user_instances
+if [ -w "$f" ] && [ "$(cat "$f")" -lt 1024 ]; then
+  echo 1024 > "$f"
+fi
+
 # No Docker engine runs at boot on our machines: start one (the lab needs it).
 if ! docker info >/dev/null 2>&1; then
   echo "starting dockerd (log: /var/log/sparkfleet-dockerd.log)"
