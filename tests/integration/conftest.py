@@ -71,6 +71,9 @@ def _ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("ANSIBLE_LOCAL_TEMP", "/tmp/.ansible-local")
     # Own fact cache: every lab names its hosts spark-N, and molecule runs beside these tests (tools/lab-suites.sh).
     env.setdefault("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(REPO / ".cache" / "facts-pytest"))
+    # The tests read the whole run log, skipped tasks included (the shipped ansible.cfg hides them to keep fleet
+    # runs short): a task every host skipped must still show its banner.
+    env.setdefault("ANSIBLE_DISPLAY_SKIPPED_HOSTS", "true")
     if extra:
         env.update(extra)
     return env
