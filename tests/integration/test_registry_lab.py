@@ -202,7 +202,7 @@ def _manifest(addr, repo, tag):
         return r.headers["Docker-Content-Digest"], json.loads(r.read())
 
 
-def test_seed_pushes_two_distinct_tensorrt_llm_tags(tmp_path, tiny_image):
+def test_seed_pushes_three_distinct_tensorrt_llm_tags(tmp_path, tiny_image):
     tag, image_id = tiny_image
     with Registry(tmp_path) as reg:
         env = dict(os.environ, LAB_REGISTRY_SOURCE_IMAGE=tag)
@@ -210,18 +210,24 @@ def test_seed_pushes_two_distinct_tensorrt_llm_tags(tmp_path, tiny_image):
                               check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         repo = "nvidia/tensorrt-llm/release"
+        tags = ["1.2.0rc6", "lab-crash-on-load", "spark-single-gpu-dev"]
         with urllib.request.urlopen("http://%s/v2/%s/tags/list" % (reg.addr, repo), timeout=5) as r:
-            assert sorted(json.loads(r.read())["tags"]) == ["1.2.0rc6", "spark-single-gpu-dev"]
-        old_digest, old = _manifest(reg.addr, repo, "spark-single-gpu-dev")
-        new_digest, new = _manifest(reg.addr, repo, "1.2.0rc6")
-        assert old_digest != new_digest and old["config"]["digest"] != new["config"]["digest"]
-        old_ref, new_ref = "%s/%s:spark-single-gpu-dev" % (reg.addr, repo), "%s/%s:1.2.0rc6" % (reg.addr, repo)
-        assert docker("image", "inspect", "-f", "{{.Id}}", old_ref).stdout.strip() == image_id
-        docker("rmi", old_ref, new_ref)
-        docker("pull", new_ref)
-        env_list = json.loads(docker("image", "inspect", "-f", "{{json .Config.Env}}", new_ref).stdout)
-        assert "TRTLLM_STANDIN_VERSION=1.2.0rc6" in env_list
-        docker("rmi", new_ref)
+            assert sorted(json.loads(r.read())["tags"]) == tags
+        manifests = {t: _manifest(reg.addr, repo, t) for t in tags}
+        assert len({digest for digest, dummy in manifests.values()}) == 3
+        assert len({m["config"]["digest"] for dummy, m in manifests.values()}) == 3
+        refs = {t: "%s/%s:%s" % (reg.addr, repo, t) for t in tags}
+        # The local tags named after this registry are gone after the push (one per lab registry otherwise).
+        for ref in refs.values():
+            assert docker("image", "inspect", ref, check=False).returncode != 0, ref
+        docker("pull", refs["spark-single-gpu-dev"])
+        assert docker("image", "inspect", "-f", "{{.Id}}", refs["spark-single-gpu-dev"]).stdout.strip() == image_id
+        for name, wanted in (("1.2.0rc6", "TRTLLM_STANDIN_VERSION=1.2.0rc6"),
+                             ("lab-crash-on-load", "TRTLLM_STANDIN_CRASH_WHILE_LOADING=1")):
+            docker("pull", refs[name])
+            env_list = json.loads(docker("image", "inspect", "-f", "{{json .Config.Env}}", refs[name]).stdout)
+            assert wanted in env_list, (name, env_list)
+        docker("rmi", *refs.values())
 
 
 def test_seed_explains_a_missing_source_image(tmp_path):
