@@ -17,7 +17,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_VARS = "@" + str(REPO / "lab" / "demo-vars.yml")
-LAB_SUFFIX = "rel"
+# RELIABILITY_LAB_SUFFIX lets two people (or helpers) run parts of the suite side by side on their own labs.
+LAB_SUFFIX = os.environ.get("RELIABILITY_LAB_SUFFIX", "rel")
 LLM, VLM = "nvidia/Qwen3-8B-FP4", "nvidia/Qwen2.5-VL-7B-Instruct-FP4"
 LLM_CONTAINER, VLM_CONTAINER = "sparkfleet-trtllm-llm", "sparkfleet-trtllm-vlm"
 

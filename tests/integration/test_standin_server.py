@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -323,8 +324,32 @@ def test_tensor_parallel_needs_mpi_ranks(hf_home, start):
     proc = run_cli([REPO_ID, "--tp_size", "2", "--port", str(free_port())],
                    {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRTLLM_STANDIN_LOAD_SECONDS": "0"})
     assert proc.returncode == 1 and "RuntimeError: world_size (tp_size*pp_size*cp_size = 2)" in proc.stderr
-    server = start(args=[REPO_ID, "--tp_size", "2"], env={"OMPI_COMM_WORLD_SIZE": "2"})
-    server.wait_ready()
+    # Rank 0 of a two-rank run serves only once the worker rank joined its heartbeat, and stops when the worker goes.
+    beat_port = free_port()
+    server = start(args=[REPO_ID, "--tp_size", "2"],
+                   env={"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0", "TRTLLM_STANDIN_RANK0_ADDRESS": "127.0.0.1",
+                        "TRTLLM_STANDIN_HEARTBEAT_PORT": str(beat_port), "TRTLLM_STANDIN_HEARTBEAT_TIMEOUT": "1"})
+    deadline = time.monotonic() + 30
+    while "waiting for 1 worker rank(s)" not in server.stdout + server.stderr:
+        assert server.proc.poll() is None and time.monotonic() < deadline, server.stdout + server.stderr
+        time.sleep(0.1)
+    time.sleep(1.5)  # longer than the 0.4 s load: without the worker, rank 0 must still not serve
+    assert server.connect_refused(), "rank 0 listens before every rank joined"
+    stop = threading.Event()
+
+    def beat(conn):
+        while not stop.wait(0.3):
+            conn.sendall(b"beat\n")
+
+    with socket.create_connection(("127.0.0.1", beat_port), timeout=5) as worker:
+        worker.sendall(b"rank 1 pytest\n")
+        beater = threading.Thread(target=beat, args=(worker,), daemon=True)
+        beater.start()
+        server.wait_ready()
+        stop.set()
+        beater.join(timeout=5)
+    assert server.wait_exit(timeout=15) == 1
+    assert "lost rank(s) 1" in server.stdout + server.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -663,5 +688,6 @@ def test_llmapi_launch_runs_rank_0_and_parks_other_ranks(tmp_path):
     assert worker.poll() is None and not marker.exists(), "a worker rank waits instead of running the command"
     worker.send_signal(signal.SIGTERM)
     out, _err = worker.communicate(timeout=10)
-    assert worker.returncode == 0 and "rank 1 of 2" in out
+    # mpirun ends worker ranks with SIGTERM; the stand-in's worker (python) dies of it, as a real rank does.
+    assert worker.returncode == -signal.SIGTERM and "rank 1 of 2" in out
     assert subprocess.run(["bash", str(LAUNCH)], capture_output=True, timeout=10, check=False).returncode == 2

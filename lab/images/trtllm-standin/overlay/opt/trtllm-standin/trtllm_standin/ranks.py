@@ -3,7 +3,8 @@
 """Multi-rank runs of the stand-in (``mpirun ... trtllm-llmapi-launch trtllm-serve``): a TCP heartbeat between ranks.
 
 The real ranks share the model over NCCL; when one dies, rank 0's collective fails and the server goes down. Here
-every worker rank connects to rank 0 (the first host of the OpenMPI hostfile, or ``TRTLLM_STANDIN_RANK0_ADDRESS``) on
+every worker rank connects to rank 0 (``TRTLLM_STANDIN_RANK0_ADDRESS``, the first host of the OpenMPI hostfile, or
+loopback when mpirun put every rank on one node) on
 ``TRTLLM_STANDIN_HEARTBEAT_PORT`` (29411) and sends a line every 0.5 s. Rank 0 waits until every rank has joined
 before it listens for HTTP, and exits (status 1) as soon as one rank stops beating, so it answers only while every
 rank is alive.
@@ -43,6 +44,10 @@ def rank0_address() -> str:
                     return fields[0]
     except OSError:
         pass
+    # No hostfile: when mpirun placed every rank on this node (``mpirun -np N`` inside one container), rank 0 is local.
+    size = world()[1]
+    if size > 1 and env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 0) == size:
+        return "127.0.0.1"
     return ""
 
 
