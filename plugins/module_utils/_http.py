@@ -130,6 +130,13 @@ class HTTPResponse:
         return text if len(text) <= limit else text[:limit] + "..."
 
 
+def open_connection(base: BaseURL, timeout: float, ssl_context: ssl.SSLContext | None = None):
+    """An ``http.client`` connection to ``base`` (not yet connected), HTTPS when its scheme says so."""
+    if base.scheme == "https":
+        return http.client.HTTPSConnection(base.host, base.port, timeout=timeout, context=ssl_context)
+    return http.client.HTTPConnection(base.host, base.port, timeout=timeout)
+
+
 def request(base: BaseURL, method: str, path: str, timeout: float, headers: dict | None = None,
             payload=None, ssl_context: ssl.SSLContext | None = None) -> HTTPResponse:
     """Send one request to ``base`` + ``path`` and return the answer, whatever its status.
@@ -145,10 +152,7 @@ def request(base: BaseURL, method: str, path: str, timeout: float, headers: dict
     if payload is not None:
         body = json.dumps(payload).encode("utf-8")
         send_headers["Content-Type"] = "application/json"
-    if base.scheme == "https":
-        conn = http.client.HTTPSConnection(base.host, base.port, timeout=timeout, context=ssl_context)
-    else:
-        conn = http.client.HTTPConnection(base.host, base.port, timeout=timeout)
+    conn = open_connection(base, timeout, ssl_context)
     start = time.monotonic()
     try:
         conn.request(method, base.prefix + path, body=body, headers=send_headers)

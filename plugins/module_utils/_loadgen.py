@@ -40,6 +40,8 @@ import ssl
 import threading
 import time
 
+from ansible_collections.sparkfleet.trtllm.plugins.module_utils._http import open_connection
+
 __all__ = [
     "PROMPT_WORDS",
     "RequestOutput",
@@ -172,10 +174,7 @@ def stream_request(base, api: str, model: str, prompt: str, output_tokens: int, 
     send = {"Content-Type": "application/json", "Accept": "text/event-stream", "Connection": "close"}
     if headers:
         send.update(headers)
-    if base.scheme == "https":
-        conn = http.client.HTTPSConnection(base.host, base.port, timeout=timeout, context=ssl_context)
-    else:
-        conn = http.client.HTTPConnection(base.host, base.port, timeout=timeout)
+    conn = open_connection(base, timeout, ssl_context)
     st = time.perf_counter()
     try:
         conn.request("POST", base.prefix + path, body=body, headers=send)

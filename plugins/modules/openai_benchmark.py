@@ -31,6 +31,7 @@ description:
 extends_documentation_fragment:
   - sparkfleet.trtllm._attributes
   - sparkfleet.trtllm._attributes.actiongroup_trtllm
+  - sparkfleet.trtllm._attributes.idempotent_not_modify_state
 attributes:
   check_mode:
     support: partial
@@ -38,10 +39,6 @@ attributes:
       - In check mode the module only checks that the server lists the model, and sends no load (RV(levels) is empty).
   diff_mode:
     support: N/A
-    details:
-      - This action does not modify state.
-  idempotent:
-    support: full
     details:
       - This action does not modify state.
   platform:

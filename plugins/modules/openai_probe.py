@@ -29,19 +29,8 @@ description:
 extends_documentation_fragment:
   - sparkfleet.trtllm._attributes
   - sparkfleet.trtllm._attributes.actiongroup_trtllm
-attributes:
-  check_mode:
-    support: full
-    details:
-      - This action does not modify state; it probes in check mode as well.
-  diff_mode:
-    support: N/A
-    details:
-      - This action does not modify state.
-  idempotent:
-    support: full
-    details:
-      - This action does not modify state.
+  - sparkfleet.trtllm._attributes.info_module
+  - sparkfleet.trtllm._attributes.idempotent_not_modify_state
 options:
   base_url:
     description:

@@ -691,3 +691,31 @@ def test_llmapi_launch_runs_rank_0_and_parks_other_ranks(tmp_path):
     # mpirun ends worker ranks with SIGTERM; the stand-in's worker (python) dies of it, as a real rank does.
     assert worker.returncode == -signal.SIGTERM and "rank 1 of 2" in out
     assert subprocess.run(["bash", str(LAUNCH)], capture_output=True, timeout=10, check=False).returncode == 2
+
+
+def test_gpt_oss_chat_needs_the_harmony_vocabulary_offline(tmp_path, start):
+    """gpt-oss loads and lists its model without the tiktoken files, but every chat completion then fails with
+    openai_harmony's error (HTTP 400), as TensorRT-LLM does on a host without internet; with
+    TIKTOKEN_ENCODINGS_BASE pointing at o200k_base.tiktoken the same request answers."""
+    repo = "openai/gpt-oss-20b"
+    home = make_hf_home(tmp_path / "hf-oss", repo, files={
+        "config.json": json.dumps({"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
+                                   "max_position_embeddings": 131072}),
+        "model.safetensors": "weights"})
+    body = {"model": repo, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    bare = start(args=[repo], home=home)
+    bare.wait_ready()
+    status, _headers, raw = http("POST", bare.base + "/v1/chat/completions", body)
+    assert status == 400
+    assert json.loads(raw)["message"] == "error downloading or loading vocab file: failed to download or load vocab file"
+    assert "Error in harmony chat completion" in bare.stdout + bare.stderr
+    status, _headers, _raw = http("POST", bare.base + "/v1/completions", {"model": repo, "prompt": "hi", "max_tokens": 4})
+    assert status == 200  # only the harmony chat path reads the vocabulary
+
+    vocab = tmp_path / "tiktoken"
+    vocab.mkdir()
+    (vocab / "o200k_base.tiktoken").write_text("IQ== 0\nIg== 1\n")
+    staged = start(args=[repo], home=home, env={"TIKTOKEN_ENCODINGS_BASE": str(vocab)})
+    staged.wait_ready()
+    status, _headers, raw = http("POST", staged.base + "/v1/chat/completions", body)
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"]

@@ -24,6 +24,22 @@ def label(run: dict) -> str:
     return "%s %s" % (run["host"], run["name"])
 
 
+def finish_axis(axis, title: str, legend_size: str) -> None:
+    """Concurrency on a log2 axis, as the sweep doubles it."""
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("concurrency")
+    axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=legend_size)
+
+
+def save(fig, title: str, path: str) -> None:
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(report_path: str, prefix: str) -> int:
     with open(report_path, "r", encoding="utf-8") as handle:
         report = json.load(handle)
@@ -41,15 +57,8 @@ def main(report_path: str, prefix: str) -> int:
         ax_tok.plot(conc, [level["output_throughput"] for level in run["levels"]], marker="o", label=label(run))
         ax_req.plot(conc, [level["request_throughput"] for level in run["levels"]], marker="o", label=label(run))
     for axis, title in ((ax_tok, "Output throughput (tokens/s)"), (ax_req, "Request throughput (requests/s)")):
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("concurrency")
-        axis.set_title(title)
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize="small")
-    fig.suptitle("Throughput vs concurrency - " + subtitle, fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(prefix + "-throughput.png", dpi=100)
-    plt.close(fig)
+        finish_axis(axis, title, "small")
+    save(fig, "Throughput vs concurrency - " + subtitle, prefix + "-throughput.png")
 
     pcts = [key for key in ("p50", "p90", "p99") if key in runs[0]["levels"][0]["ttft_ms"]] or ["median"]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
@@ -59,15 +68,8 @@ def main(report_path: str, prefix: str) -> int:
             for style, pct in zip(("-", "--", ":"), pcts):
                 axis.plot(conc, [level[metric].get(pct) or 0 for level in run["levels"]], linestyle=style, marker="o",
                           label="%s %s" % (label(run), pct))
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("concurrency")
-        axis.set_title(title)
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize="x-small")
-    fig.suptitle("Latency percentiles - " + subtitle, fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(prefix + "-latency.png", dpi=100)
-    plt.close(fig)
+        finish_axis(axis, title, "x-small")
+    save(fig, "Latency percentiles - " + subtitle, prefix + "-latency.png")
     print("%s-throughput.png %s-latency.png" % (prefix, prefix))
     return 0
 

@@ -213,7 +213,8 @@ def test_stream_request_measures_a_paced_server(sse_server):
     assert out.output_tokens == 10 and out.prompt_tokens == 4 and len(out.itl) == 9
     assert out.ttft >= 0.02
     tpot = (out.latency - out.ttft) / (out.output_tokens - 1)
-    assert tpot == pytest.approx(0.02, rel=0.5)
+    # The server sleeps 20 ms between tokens: never less, and a loaded machine only adds to it.
+    assert 0.018 <= tpot < 0.1, tpot
     wrong = stream_request(sse_server, "completions", "other", "a", 3, True, timeout=10)
     assert not wrong.success and wrong.error.startswith("HTTP 404") and "no such model" in wrong.error
 

@@ -197,6 +197,7 @@ def _start(options: dict, args: dict, extra: dict, sock: socket.socket) -> int:
     max_seq_len = args.get("max_seq_len") or model_config.get("max_position_embeddings") or 131072
     engine = Engine(args, extra)
     httpd = StandinHTTPServer(sock, engine, model_id, int(max_seq_len), bool(extra.get("return_perf_metrics")))
+    httpd.harmony = model_config.get("model_type") == "gpt_oss"
     logs.uvicorn("INFO", f"Started server process [{os.getpid()}]")
     logs.uvicorn("INFO", "Waiting for application startup.")
     logs.uvicorn("INFO", "Application startup complete.")
@@ -223,6 +224,8 @@ class StandinHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 2048
 
+    harmony = False  # a gpt-oss model: chat completions need the harmony vocabulary
+
     def __init__(self, sock, engine, model_id, max_seq_len, prometheus):
         super().__init__(sock.getsockname(), Handler, bind_and_activate=False)
         self.socket.close()
@@ -234,6 +237,24 @@ class StandinHTTPServer(ThreadingHTTPServer):
         self.prometheus = prometheus
         self.created = int(time.time())
         self.server_activate()
+
+
+HARMONY_VOCAB_ERROR = "error downloading or loading vocab file: failed to download or load vocab file"
+
+
+def harmony_vocab_loads() -> bool:
+    """gpt-oss chat goes through openai_harmony, which reads o200k_base.tiktoken from ``TIKTOKEN_ENCODINGS_BASE``
+    or downloads it from openaipublic.blob.core.windows.net. The stand-in never downloads (a container of the fleet
+    has no internet), so the file must be there and look like a tiktoken vocabulary ("<token> <rank>" lines)."""
+    base = os.environ.get("TIKTOKEN_ENCODINGS_BASE", "")
+    if not base:
+        return False
+    try:
+        with open(os.path.join(base, "o200k_base.tiktoken"), "rb") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return False
+    return len(fields) == 2 and fields[1].isdigit()
 
 
 class BadRequest(Exception):
@@ -373,6 +394,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_json()
             request = self._validate(path, body)
+            if path == "/v1/chat/completions" and self.server.harmony and not harmony_vocab_loads():
+                # What TensorRT-LLM logs and answers when openai_harmony cannot load its vocabulary offline.
+                logs.trt("E", f"Error in harmony chat completion: %s {HARMONY_VOCAB_ERROR}")
+                raise BadRequest(HARMONY_VOCAB_ERROR)
         except BadRequest as exc:
             self._error(exc)
             return
