@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -160,6 +162,41 @@ def test_controller_source_one_hub_copy_and_tiktoken_staged(controller_lab):
         assert counts["changed"] == 0, (host, second.output[-6000:])
     assert hub.stats()["by_repo"][MODEL]["body_bytes"] == main["size_bytes"]
     assert len(served.gets) == len(TIKTOKEN_FILES)  # already on the controller with the right sha256: no fetch
+
+
+def test_gpt_oss_serves_offline_from_the_staged_encodings(controller_lab):
+    """site.yml end to end for gpt-oss on one host: the container gets the staged encodings read-only at
+    TIKTOKEN_ENCODINGS_BASE and answers a chat completion (the stand-in, like TensorRT-LLM through openai_harmony,
+    answers chat with HTTP 400 when it cannot load o200k_base.tiktoken, so the probe's completion proves the files)."""
+    lab, hub, _served, extra, _work = controller_lab
+    run_vars = dict(extra, sparkfleet_models=[MODEL], sparkfleet_hf_endpoint=hub.url, firewall_expose=True,
+                    firewall_allowed_cidrs=["{{ sparkfleet_lab_subnet }}"])
+    proc = lab.ansible_playbook(REPO_ROOT / "site.yml", "--limit", "spark-1", "-e", json.dumps(run_vars))
+    assert proc.returncode == 0, proc.output[-8000:]
+    inspect = lab.ssh("spark-1", "docker inspect sparkfleet-trtllm-llm", sudo=True)
+    assert inspect.returncode == 0, inspect.stderr
+    container = json.loads(inspect.stdout)[0]
+    env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+    base = env["TIKTOKEN_ENCODINGS_BASE"]
+    mounts = {m["Destination"]: m for m in container["Mounts"]}
+    assert mounts[base]["Source"] == TIKTOKEN_DIR and mounts[base]["RW"] is False, mounts
+    # A chat completion from the controller through the firewall.
+    url = "http://%s:8355/v1/chat/completions" % lab.hosts["spark-1"]
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert answer["model"] == MODEL and answer["choices"][0]["message"]["content"]
+    # Without the encodings the same request fails as it would on a Spark without internet.
+    vocab = TIKTOKEN_DIR + "/o200k_base.tiktoken"  # the folder is bind-mounted: a file moved inside it is gone there
+    moved = lab.ssh("spark-1", "mv %s %s.away" % (vocab, vocab), sudo=True)
+    assert moved.returncode == 0, moved.stderr
+    try:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(request, timeout=30)
+        assert failed.value.code == 400 and b"vocab file" in failed.value.read()
+    finally:
+        assert lab.ssh("spark-1", "mv %s.away %s" % (vocab, vocab), sudo=True).returncode == 0
 
 
 def test_tiktoken_missing_or_damaged_on_controller_fails_naming_the_variables(controller_lab):
