@@ -13,7 +13,11 @@ it works offline, on hosts where the library is missing, and in unit tests:
   LFS sha256) and filtering it with the same allow/ignore patterns as ``snapshot_download``;
 * hashing the snapshot files against that listing (git blob sha1 for regular files, sha256 for
   LFS files), the offline equivalent of ``hf cache verify``;
-* free-space checks and recursive owner/group/mode for the cache tree.
+* free-space checks and recursive owner/group/mode for the cache tree;
+* the staging area of a download: the library downloads into ``<cache_dir>/.sparkfleet-staging/<repo folder>``
+  (a hub cache of its own, seeded with hard links to the blobs the real cache already holds) and the complete,
+  checked snapshot is then published into the real cache (blobs moved, snapshot folder renamed into place, ref
+  written last), so an interrupted or killed download never leaves a partial snapshot where a server looks.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "COMMIT_RE",
+    "STAGING_DIR",
     "HubCacheError",
     "cached_files",
     "expected_files",
@@ -36,10 +41,16 @@ __all__ = [
     "free_bytes",
     "git_blob_sha1",
     "incomplete_downloads",
+    "publish_snapshot",
+    "read_ref",
     "read_tree",
     "remove_stale_incomplete",
     "repo_folder_name",
     "resolve_cached_commit",
+    "restore_ref",
+    "seed_staging",
+    "staged_etags",
+    "staging_cache",
     "storage_folder",
     "verify_snapshot",
     "walk_tree",
@@ -47,6 +58,8 @@ __all__ = [
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 8 * 1024 * 1024
+# Folder of <cache_dir> where downloads happen before they are published (see publish_snapshot).
+STAGING_DIR = ".sparkfleet-staging"
 
 
 class HubCacheError(Exception):
@@ -282,3 +295,134 @@ def walk_tree(top):
         for name in sorted(files):
             full = os.path.join(root, name)
             yield full, False, os.path.islink(full)
+
+
+# Staging -----------------------------------------------------------------------------------------------------
+
+
+def staging_cache(cache_dir, repo_id, repo_type="model"):
+    """The hub cache folder a download of one repo is staged in: ``<cache_dir>/.sparkfleet-staging/<repo folder>``.
+
+    It is a cache of its own (the library writes ``<it>/<repo folder>/{blobs,refs,snapshots,trees}`` and
+    ``<it>/.locks``), on the same file system as the real cache so that publishing is a rename.
+    """
+    return os.path.join(cache_dir, STAGING_DIR, repo_folder_name(repo_id, repo_type))
+
+
+def read_ref(storage, revision):
+    """The raw content of ``refs/<revision>`` or ``None``."""
+    try:
+        with open(os.path.join(storage, "refs", *revision.split("/")), encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _write_atomic(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = "%s.sparkfleet-tmp" % path
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def restore_ref(storage, revision, previous):
+    """Put ``refs/<revision>`` back to ``previous`` (its raw content, or ``None``: no ref). True when it changed."""
+    if read_ref(storage, revision) == previous:
+        return False
+    path = os.path.join(storage, "refs", *revision.split("/"))
+    if previous is None:
+        os.unlink(path)
+    else:
+        _write_atomic(path, previous)
+    return True
+
+
+def seed_staging(storage, stage_storage):
+    """Hard-link the complete blobs of the real cache into the staging cache (the library then links them instead of
+    downloading them again). Blobs that cannot be linked (another file system) are left out. Returns the names linked.
+    """
+    linked = []
+    source = os.path.join(storage, "blobs")
+    target = os.path.join(stage_storage, "blobs")
+    for name in sorted(blob_sizes(storage)):
+        dest = os.path.join(target, name)
+        if os.path.lexists(dest):
+            continue
+        os.makedirs(target, exist_ok=True)
+        try:
+            os.link(os.path.join(source, name), dest)
+        except OSError:
+            continue
+        linked.append(name)
+    return linked
+
+
+def staged_etags(stage_storage):
+    """Names of the complete blobs in a staging cache (files downloaded before an interruption)."""
+    return set(blob_sizes(stage_storage))
+
+
+def _snapshot_entries(snapshot):
+    """``[(relative path, link target or None)]`` of the files and links of a snapshot folder."""
+    entries = []
+    if not os.path.isdir(snapshot):
+        return entries
+    for root, dirs, files in os.walk(snapshot):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, snapshot)
+            entries.append((rel, os.readlink(full) if os.path.islink(full) else None))
+    return entries
+
+
+def _place(stage_snapshot, snapshot, rel, target):
+    dest = os.path.join(snapshot, rel)
+    if os.path.lexists(dest):
+        return
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if target is not None:
+        os.symlink(target, dest)
+    else:
+        # No symlinks where the library wrote (it then moves the blob to the snapshot path): move the file.
+        os.replace(os.path.join(stage_snapshot, rel), dest)
+
+
+def publish_snapshot(stage_storage, storage, commit, revision=None):
+    """Move a complete staged snapshot of ``commit`` into the real cache folder ``storage``.
+
+    Order: new blobs (renamed, same file system), the tree listing, the snapshot folder (built beside its final
+    name and renamed into place when the commit had none, so it appears whole; links added to an existing one), and
+    ``refs/<revision>`` last, so nothing resolves the revision to a snapshot before it is complete. Returns the names
+    of the blobs moved in.
+    """
+    moved = []
+    stage_blobs = os.path.join(stage_storage, "blobs")
+    blobs = os.path.join(storage, "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    for name in sorted(blob_sizes(stage_storage)):
+        if os.path.lexists(os.path.join(blobs, name)):
+            continue
+        os.replace(os.path.join(stage_blobs, name), os.path.join(blobs, name))
+        moved.append(name)
+    tree = os.path.join(stage_storage, "trees", "%s.json" % commit)
+    if os.path.isfile(tree):
+        with open(tree, encoding="utf-8") as handle:
+            _write_atomic(os.path.join(storage, "trees", "%s.json" % commit), handle.read())
+    stage_snapshot = os.path.join(stage_storage, "snapshots", commit)
+    snapshot = os.path.join(storage, "snapshots", commit)
+    entries = _snapshot_entries(stage_snapshot)
+    if os.path.isdir(snapshot):
+        for rel, target in entries:
+            _place(stage_snapshot, snapshot, rel, target)
+    else:
+        building = os.path.join(storage, "snapshots", ".%s.sparkfleet-tmp" % commit)
+        shutil.rmtree(building, ignore_errors=True)
+        os.makedirs(building)
+        for rel, target in entries:
+            _place(stage_snapshot, building, rel, target)
+        os.rename(building, snapshot)
+    if revision is not None and revision != commit:
+        _write_atomic(os.path.join(storage, "refs", *revision.split("/")), commit)
+    return moved

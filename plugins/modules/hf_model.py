@@ -24,8 +24,15 @@ description:
     corrupted blobs fail the task and are named. It never downloads anything.
   - O(state=absent) removes one revision (with the blobs no other cached revision uses) or, without O(revision), the
     whole repository from the cache.
-  - Interrupted downloads leave only complete blobs behind; a re-run downloads the missing files only. A snapshot
-    with missing files is never reported as verified.
+  - The download happens in a staging cache (C(<cache_dir>/.sparkfleet-staging/<repo folder>), seeded with hard
+    links to the blobs already cached). Only when every selected file is there and the files fetched by this run match
+    their checksums is the snapshot published into the cache (blobs moved, snapshot folder renamed into place,
+    C(refs/<revision>) written last). An interrupted, failed or killed download therefore never leaves a partial
+    snapshot or a ref to one where a server looks; the complete files it fetched stay in the staging cache and a
+    re-run downloads the missing files only. A snapshot with missing files is never reported as verified.
+  - Every request to the endpoint is bounded by O(timeout) (or the library's own, shorter limits). When the endpoint
+    does not answer in time (down, or accepting connections without answering), a complete cached revision is used
+    with a warning, as for an unreachable endpoint.
   - Each failure cause has its own message and RV(error.kind) (gated repository, repository not found, revision not
     found, file not found, not cached while offline, endpoint unreachable, disk full).
   - The library reads its environment variables once, at import. The module passes the endpoint, cache folder, token
@@ -112,6 +119,15 @@ options:
     description: Seconds to wait for the endpoint's answer to a metadata request.
     type: float
     default: 10
+  timeout:
+    description:
+      - Seconds to wait for the endpoint to accept a connection and for each answer (or each part of one) of every
+        request that has no limit of its own in the library (repository information, file listings, checksum
+        listings). Requests with their own limit (O(etag_timeout), file downloads) keep it.
+      - An endpoint that does not answer within it counts as unreachable, so a complete cached revision is used (with
+        a warning) instead of waiting forever.
+    type: float
+    default: 30
   free_space_margin_bytes:
     description: Free bytes that must remain at O(cache_dir) after the download.
     type: int
@@ -290,6 +306,8 @@ error:
         - One of V(gated), V(repo_not_found), V(revision_not_found), V(entry_not_found), V(not_cached),
           V(incomplete), V(interrupted), V(unreachable), V(disk_full), V(no_space), V(corrupted), V(http), V(invalid),
           V(error).
+        - With O(state=present), V(corrupted) means a file fetched by this run did not match its checksum; it was
+          dropped and nothing was published.
       type: str
       sample: gated
     message:
@@ -306,6 +324,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.sparkfleet.trtllm.plugins.module_utils._hub import (
+    STAGING_DIR,
     blob_sizes,
     cached_files,
     entry_size,
@@ -314,9 +333,15 @@ from ansible_collections.sparkfleet.trtllm.plugins.module_utils._hub import (
     free_bytes,
     incomplete_downloads,
     is_disk_full,
+    publish_snapshot,
+    read_ref,
     read_tree,
     remove_stale_incomplete,
     resolve_cached_commit,
+    restore_ref,
+    seed_staging,
+    staged_etags,
+    staging_cache,
     storage_folder,
     verify_snapshot,
     walk_tree,
@@ -357,6 +382,36 @@ def import_hub():
     HF = huggingface_hub
     HF_ERRORS = errors
     return True
+
+
+def bound_requests(seconds):
+    """Give every request of huggingface_hub that has no timeout of its own a limit of ``seconds``.
+
+    huggingface_hub 2.x sends repository information and file listing requests with ``timeout=None`` (its client
+    has no default either): an endpoint that accepts the connection but never answers would keep the module
+    waiting forever. A request hook of the shared client fills the missing connect/read/write/pool limits.
+    """
+    def hook(request):
+        current = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            key: seconds if current.get(key) is None else current[key] for key in ("connect", "read", "write", "pool")}
+
+    def with_hook(client):
+        hooks = client.event_hooks
+        if hook not in hooks.get("request", []):
+            client.event_hooks = {"request": list(hooks.get("request", [])) + [hook],
+                                  "response": list(hooks.get("response", []))}
+        return client
+
+    try:
+        from huggingface_hub.utils import _http as hf_http
+        base = hf_http.default_client_factory
+    except (ImportError, AttributeError):
+        base = None
+    if base is not None:
+        HF.set_client_factory(lambda: with_hook(base()))
+    else:  # another layout of the library: hook the shared client it hands out
+        with_hook(HF.get_session())
 
 
 def classify(exc, repo_id, revision, endpoint):
@@ -443,6 +498,9 @@ class HubModel:
         self.allow = params["allow_patterns"]
         self.ignore = params["ignore_patterns"]
         self.storage = storage_folder(self.cache_dir, self.repo_id, self.repo_type)
+        self.stage_cache = staging_cache(self.cache_dir, self.repo_id, self.repo_type)
+        self.storage_before = None
+        self.ref_before = None
         self.token = params["token"]
         self.changed = False
         self.started = time.monotonic()
@@ -456,6 +514,7 @@ class HubModel:
     def require_hub(self):
         """Import huggingface_hub (only present, online verification and revision removal need it)."""
         if import_hub():
+            bound_requests(self.module.params["timeout"])
             return
         self.module.fail_json(msg=missing_required_lib(
             "huggingface_hub",
@@ -580,6 +639,8 @@ class HubModel:
         kwargs = self.hub_kwargs()
         before_commit = resolve_cached_commit(self.storage, self.revision)
         before_files = cached_files(self.snapshot(before_commit)) if before_commit else []
+        self.storage_before = self.storage if os.path.isdir(self.storage) else None
+        self.ref_before = read_ref(self.storage, self.revision)
         self.result["offline"] = False
         plan = None
         if not self.offline:
@@ -590,7 +651,10 @@ class HubModel:
 
         commit = plan[0].commit_hash if plan else resolve_cached_commit(self.storage, self.revision)
         todo = [item for item in plan if item.will_download]
-        needed = sum(item.file_size or 0 for item in todo)
+        # Files a previous, interrupted run already fetched wait complete in the staging cache: not fetched again.
+        staged = self.staged_files(commit, todo)
+        fetch = [item for item in todo if item.filename not in staged]
+        needed = sum(item.file_size or 0 for item in fetch)
         snapshot = self.snapshot(commit) if commit else None
         # Complete = every selected file linked in the snapshot and the tree listing cached (offline verify needs it).
         unlinked = [i.filename for i in plan if not os.path.isfile(os.path.join(snapshot, *i.filename.split("/")))]
@@ -601,35 +665,98 @@ class HubModel:
         if not complete:
             self.changed = True
         if self.module.check_mode or complete:
-            self.result.update(downloaded_files=sorted(i.filename for i in todo), downloaded_bytes=needed)
+            self.result.update(downloaded_files=sorted(i.filename for i in fetch), downloaded_bytes=needed)
             self.set_diff(before_commit, before_files, commit, sorted(i.filename for i in plan))
             return
+        self.download(kwargs, before_commit, before_files)
 
-        os.makedirs(self.cache_dir, exist_ok=True)
-        blobs_before = blob_sizes(self.storage)
+    def staged_files(self, commit, todo):
+        """Files of ``todo`` whose blob is already complete in the staging cache (from an interrupted run)."""
+        stage = storage_folder(self.stage_cache, self.repo_id, self.repo_type)
+        tree = read_tree(stage, commit) if commit else None
+        if not todo or tree is None:
+            return set()
+        etags = staged_etags(stage)
+        return {item.filename for item in todo if item.filename in tree
+                and (tree[item.filename].get("lfs_sha256") or tree[item.filename].get("blob_id")) in etags}
+
+    def download(self, kwargs, before_commit, before_files):
+        """Download into the staging cache, check what was fetched, then publish the snapshot into the cache."""
+        # The dry run recorded refs/<revision> already: take it back, the ref is written when the snapshot is
+        # published, so that nothing resolves the revision to a snapshot that is not complete.
+        if self.storage_before is None:
+            shutil.rmtree(self.storage, ignore_errors=True)
+        else:
+            restore_ref(self.storage, self.revision, self.ref_before)
+        stage_cache = self.stage_cache
+        stage = storage_folder(stage_cache, self.repo_id, self.repo_type)
+        os.makedirs(stage_cache, exist_ok=True)
+        seed_staging(self.storage, stage)
+        blobs_before = blob_sizes(stage)
         try:
-            path = HF.snapshot_download(**kwargs)
+            path = HF.snapshot_download(**dict(kwargs, cache_dir=stage_cache))
         except Exception as exc:  # pylint: disable=broad-except
             failure = classify(exc, self.repo_id, self.revision, self.endpoint)
+            done = len(set(blob_sizes(stage)) - set(blobs_before))
             if failure.kind == "error":
-                done = len(set(blob_sizes(self.storage)) - set(blobs_before))
                 failure = ModuleFailure(
                     "interrupted",
-                    "The download of %s at %s was interrupted (%s: %s); %d file(s) completed and are kept. Re-run to "
-                    "fetch the rest." % (self.repo_id, self.revision, type(exc).__name__, _first_line(exc), done))
+                    "The download of %s at %s was interrupted (%s: %s); %d file(s) completed and are kept in %s. "
+                    "Nothing was added to the cache; re-run to fetch the rest." % (
+                        self.repo_id, self.revision, type(exc).__name__, _first_line(exc), done, stage_cache))
             raise failure
         commit = os.path.basename(path)
-        remove_stale_incomplete(self.storage)
-        blobs_after = blob_sizes(self.storage)
+        remove_stale_incomplete(stage)
+        blobs_after = blob_sizes(stage)
         new_blobs = set(blobs_after) - set(blobs_before)
-        names = self.describe_snapshot(commit)
+        tree = read_tree(stage, commit)
+        if tree is not None:
+            names = sorted(expected_files(tree, self.allow, self.ignore))
+        else:
+            names = filter_paths(cached_files(path), self.allow, self.ignore)
         missing = [n for n in names if not os.path.isfile(os.path.join(path, *n.split("/")))]
-        if missing:
-            raise ModuleFailure("incomplete", "The download of %s at %s ended with %d file(s) missing: %s. Re-run to "
-                                "fetch them." % (self.repo_id, commit, len(missing), ", ".join(missing[:5])))
-        self.result.update(downloaded_files=sorted(i.filename for i in todo),
+        if missing or tree is None:
+            raise ModuleFailure("incomplete", "The download of %s at %s ended with %d file(s) missing%s: %s. Nothing "
+                                "was added to the cache; re-run to fetch them." % (
+                                    self.repo_id, commit, len(missing),
+                                    "" if tree is not None else " and no file listing", ", ".join(missing[:5])))
+        fetched = [n for n in names if os.path.basename(os.path.realpath(os.path.join(path, *n.split("/"))))
+                   in new_blobs]
+        self.check_fetched(stage, path, commit, tree, fetched)
+        publish_snapshot(stage, self.storage, commit, self.revision)
+        self.remove_staging()
+        remove_stale_incomplete(self.storage)
+        names = self.describe_snapshot(commit)
+        self.result.update(downloaded_files=sorted(fetched),
                            downloaded_bytes=sum(blobs_after[b] for b in new_blobs))
-        self.set_diff(before_commit, before_files, commit, cached_files(path))
+        self.set_diff(before_commit, before_files, commit, names)
+
+    def remove_staging(self):
+        shutil.rmtree(self.stage_cache, ignore_errors=True)
+        try:
+            os.rmdir(os.path.join(self.cache_dir, STAGING_DIR))
+        except OSError:
+            pass  # missing, or another repository's staging cache is still there
+
+    def check_fetched(self, stage, path, commit, tree, fetched):
+        """Hash the files this run fetched against the tree listing before they are published; drop the bad ones."""
+        report = verify_snapshot(path, expected_files({n: tree[n] for n in fetched}),
+                                 self.module.params["max_workers"])
+        bad = report["corrupted"] + [{"path": p, "detail": "missing"} for p in report["missing"]]
+        if not bad:
+            return
+        inside = os.path.realpath(stage) + os.sep
+        for item in bad:
+            full = os.path.join(path, *item["path"].split("/"))
+            for victim in (os.path.realpath(full), full):
+                if os.path.lexists(victim) and os.path.realpath(os.path.dirname(victim)).startswith(inside):
+                    os.unlink(victim)
+        raise ModuleFailure(
+            "corrupted",
+            "%d file(s) of %s at %s fetched by this run do not match their checksums (%s) and were dropped; nothing "
+            "was added to the cache. Re-run to fetch them again." % (
+                len(bad), self.repo_id, commit, "; ".join("%s: %s" % (c["path"], c["detail"]) for c in bad[:5])),
+            corrupted_files=report["corrupted"])
 
     def dry_run(self, kwargs):
         """The library's dry run; None when the endpoint cannot be reached. Leaves no trace in check mode."""
@@ -711,7 +838,8 @@ class HubModel:
             self.result["checksum_source"] = "hub"
             report = self.verify_online(commit)
         self.describe_snapshot(commit)
-        partial = incomplete_downloads(self.storage)
+        partial = incomplete_downloads(self.storage) + incomplete_downloads(
+            storage_folder(self.stage_cache, self.repo_id, self.repo_type))
         self.result.update(verified_files=report["checked"], verified_bytes=report["bytes"],
                            missing_files=report["missing"], corrupted_files=report["corrupted"])
         if report["missing"] or report["corrupted"]:
@@ -747,6 +875,11 @@ class HubModel:
     def absent(self):
         self.result.update(removed_commits=[], freed_bytes=0)
         if not os.path.isdir(self.storage):
+            if self.revision is None and os.path.isdir(self.stage_cache):
+                # Only an interrupted download of the repository (its staging cache) is left.
+                self.changed = True
+                if not self.module.check_mode:
+                    self.remove_staging()
             return
         if self.revision is None:
             commits = sorted(os.listdir(os.path.join(self.storage, "snapshots"))) if os.path.isdir(
@@ -759,6 +892,7 @@ class HubModel:
             shutil.rmtree(self.storage)
             locks = os.path.join(self.cache_dir, ".locks", os.path.basename(self.storage))
             shutil.rmtree(locks, ignore_errors=True)
+            self.remove_staging()
             return
         commit = resolve_cached_commit(self.storage, self.revision)
         self.result["commit"] = commit
@@ -817,6 +951,7 @@ def main():
             ignore_patterns=dict(type="list", elements="str"),
             max_workers=dict(type="int", default=8),
             etag_timeout=dict(type="float", default=10),
+            timeout=dict(type="float", default=30),
             free_space_margin_bytes=dict(type="int", default=1073741824),
             checksum_source=dict(type="str", choices=["auto", "cache", "hub"], default="auto"),
             owner=dict(type="str"),
@@ -828,6 +963,9 @@ def main():
     revision = module.params["revision"]
     if revision is not None and (not revision.strip() or ".." in revision):
         module.fail_json(msg="revision must be a branch, tag or commit", error={"kind": "invalid", "message": "bad revision"})
+    if module.params["timeout"] <= 0:
+        module.fail_json(msg="timeout must be more than 0 seconds",
+                         error={"kind": "invalid", "message": "timeout <= 0"})
     if module.params["max_workers"] < 1:
         module.fail_json(msg="max_workers must be at least 1", error={"kind": "invalid", "message": "max_workers < 1"})
 

@@ -83,3 +83,9 @@ def test_fanout_one_hub_copy_verified_everywhere(lab_factory, tmp_path_factory, 
         for host, counts in second.recap.items():
             assert counts["changed"] == 0, (host, second.output[-6000:])
         assert hub.stats()["by_repo"][MODEL]["body_bytes"] == main["size_bytes"]
+        # The no-change run reads the virtualenv's huggingface_hub version once and skips the wheelhouse and the
+        # install, and sets up no key (no host needs a copy); the first run did both.
+        copy = second.output.split("Copy the wheelhouse to the host")[1].split("TASK [")[0]
+        assert "ok:" not in copy and "changed:" not in copy, copy
+        assert "Authorize the fleet copy key" in first.output
+        assert "Authorize the fleet copy key" not in second.output

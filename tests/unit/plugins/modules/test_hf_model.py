@@ -344,9 +344,14 @@ def test_interrupted_download_resumes_on_rerun(hub, tmp_path, run_module):
     assert rc == 1
     assert res["error"]["kind"] in ("interrupted", "incomplete"), res
     assert "re-run" in res["msg"].lower()
+    # Nothing reaches the cache: no snapshot (not even the files that completed), no ref, nothing to verify.
+    assert not storage(cache).exists()
     rc, res = run_module({"repo_id": REPO, "cache_dir": str(cache), "state": "verified"})
-    assert rc == 1 and res["missing_files"] == ["model.safetensors"]
-    assert not list((storage(cache) / "blobs").glob("*.incomplete"))
+    assert rc == 1 and res["error"]["kind"] == "not_cached"
+    # The files that completed wait in the staging cache; no partial file is left anywhere.
+    staged = cache / ".sparkfleet-staging" / storage(cache).name
+    assert len(list((storage(staged) / "blobs").iterdir())) == len(main["paths"]) - 1
+    assert not list(cache.rglob("*.incomplete"))
 
     hub.clear_faults()
     hub.reset_stats()
@@ -358,6 +363,7 @@ def test_interrupted_download_resumes_on_rerun(hub, tmp_path, run_module):
     assert res["downloaded_bytes"] == weights_size == file_bytes(hub)
     rc, res = run_module({"repo_id": REPO, "cache_dir": str(cache), "state": "verified"})
     assert rc == 0, res
+    assert not (cache / ".sparkfleet-staging").exists()
 
 
 def test_dropped_connections_retried_within_one_run(hub, tmp_path, run_module):
@@ -451,3 +457,145 @@ def test_disk_full_during_download(hub, tiny_fs, run_module):
     assert "Disk full" in res["msg"]
     rc, res = run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})
     assert rc == 1 and res["error"]["kind"] == "no_space"
+
+
+@pytest.fixture
+def silent_endpoint():
+    """An endpoint that accepts TCP connections (kernel backlog) and never answers, like a paused Hub container."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield "http://127.0.0.1:%d" % sock.getsockname()[1]
+    sock.close()
+
+
+def test_silent_endpoint_times_out_and_the_cached_revision_is_used(hub, tmp_path, run_module, silent_endpoint):
+    main = commits(hub)[0]
+    cache = tmp_path / "hub"
+    rc, res = run_module({"repo_id": REPO, "endpoint": silent_endpoint, "cache_dir": str(cache), "timeout": 2})
+    assert rc == 1 and res["error"]["kind"] == "unreachable", res
+    assert res["duration_seconds"] < 20
+    assert not (storage(cache) / "snapshots").exists()
+
+    assert run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})[0] == 0
+    rc, res = run_module({"repo_id": REPO, "endpoint": silent_endpoint, "cache_dir": str(cache), "timeout": 2},
+                         diff=True)
+    assert rc == 0, res
+    assert res["changed"] is False and res["offline"] is True and res["commit"] == main["sha"]
+    assert res["duration_seconds"] < 20
+    assert "could not be reached" in json.dumps(res.get("warnings"))
+    assert res["diff"]["before"] == res["diff"]["after"]
+
+
+def test_timeout_must_be_positive(tmp_path, run_module):
+    rc, res = run_module({"repo_id": REPO, "cache_dir": str(tmp_path / "hub"), "timeout": 0})
+    assert rc == 1 and res["error"]["kind"] == "invalid"
+
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sparkfleet.trtllm.plugins.modules import hf_model
+with patch_module_args(json.loads(sys.argv[1])):
+    hf_model.main()
+"""
+
+
+def test_killed_download_leaves_no_snapshot_and_no_ref_then_resumes(hub, tmp_path, run_module):
+    import signal
+    import subprocess
+    import time
+
+    main = commits(hub)[0]
+    cache = tmp_path / "hub"
+    staged = cache / ".sparkfleet-staging" / storage(cache).name
+    # About 8 s for the weights: the module is killed (SIGKILL, no clean-up) while they are on the way.
+    hub.set_faults(bandwidth_bytes_per_second=200000, match="%s/model.safetensors" % REPO)
+    args = {"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache), "free_space_margin_bytes": 0}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(args), _COLLECTIONS],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def every_other_file_done():
+        blobs = storage(staged) / "blobs"
+        done = [b for b in blobs.iterdir() if not b.name.endswith(".incomplete")] if blobs.is_dir() else []
+        return len(done) == len(main["paths"]) - 1 and list(blobs.glob("*.incomplete"))
+
+    deadline = time.monotonic() + 60
+    while not every_other_file_done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert every_other_file_done(), "the download never reached the weights with the other files done"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    # What a server (or preflight, or the offline fallback) would look at holds nothing of the interrupted run.
+    assert _hub.resolve_cached_commit(str(storage(cache)), "main") is None
+    assert not (storage(cache) / "snapshots").exists()
+    rc, res = run_module({"repo_id": REPO, "cache_dir": str(cache), "offline": True})
+    assert rc == 1 and res["error"]["kind"] == "not_cached"
+
+    hub.clear_faults()
+    hub.reset_stats()
+    rc, res = run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})
+    assert rc == 0, res
+    # The files that completed before the kill are not fetched again.
+    assert res["downloaded_files"] == ["model.safetensors"]
+    assert res["downloaded_bytes"] == os.path.getsize(blob_of(cache, main["sha"], "model.safetensors"))
+    assert not (cache / ".sparkfleet-staging").exists() and not list(cache.rglob("*.incomplete"))
+    assert run_module({"repo_id": REPO, "cache_dir": str(cache), "state": "verified"})[0] == 0
+
+
+def test_a_fetched_file_that_does_not_match_its_checksum_is_never_published(hub, tmp_path, run_module,
+                                                                            monkeypatch):
+    main = commits(hub)[0]
+    cache = tmp_path / "hub"
+    staged = cache / ".sparkfleet-staging" / storage(cache).name
+    assert hf_model.import_hub()
+    real = hf_model.HF.snapshot_download
+
+    def damaging(**kwargs):
+        path = real(**kwargs)
+        if not kwargs.get("dry_run"):
+            weights = Path(path, "model.safetensors").resolve()
+            data = bytearray(weights.read_bytes())
+            data[100] ^= 0xFF
+            weights.write_bytes(bytes(data))
+        return path
+
+    monkeypatch.setattr(hf_model.HF, "snapshot_download", damaging)
+    rc, res = run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})
+    assert rc == 1 and res["error"]["kind"] == "corrupted", res
+    assert [c["path"] for c in res["corrupted_files"]] == ["model.safetensors"]
+    assert not storage(cache).exists()
+    # The damaged blob is dropped, the good files stay staged for the next run.
+    assert len(list((storage(staged) / "blobs").iterdir())) == len(main["paths"]) - 1
+
+    monkeypatch.setattr(hf_model.HF, "snapshot_download", real)
+    hub.reset_stats()
+    rc, res = run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})
+    assert rc == 0 and res["downloaded_files"] == ["model.safetensors"], res
+    assert run_module({"repo_id": REPO, "cache_dir": str(cache), "state": "verified"})[0] == 0
+
+
+def test_a_new_revision_reuses_the_cached_blobs_and_keeps_the_old_ref_until_complete(hub, tmp_path, run_module):
+    main, v1 = commits(hub)
+    cache = tmp_path / "hub"
+    assert run_module({"repo_id": REPO, "revision": "v1", "endpoint": hub.url, "cache_dir": str(cache)})[0] == 0
+    # main's download is cut: the cache keeps v1 whole and no ref or snapshot of main appears.
+    hub.set_faults(drop_after_bytes=1000, drop_scope="file", match="%s/model.safetensors" % REPO)
+    rc, res = run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})
+    shared = set(main["paths"]) & set(v1["paths"])
+    if main["sha"] == v1["sha"] or not shared:
+        pytest.skip("the lab hub's main and v1 share no file")
+    assert rc == 1, res
+    assert not (storage(cache) / "refs" / "main").exists()
+    assert not (storage(cache) / "snapshots" / main["sha"]).exists()
+    assert (storage(cache) / "refs" / "v1").read_text() == v1["sha"]
+    hub.clear_faults()
+    rc, res = run_module({"repo_id": REPO, "endpoint": hub.url, "cache_dir": str(cache)})
+    assert rc == 0, res
+    assert (storage(cache) / "refs" / "main").read_text() == main["sha"]
+    # Files whose content v1 already held were linked, not fetched.
+    same = {p for p in shared if blob_of(cache, main["sha"], p) == blob_of(cache, v1["sha"], p)}
+    assert not same & set(res["downloaded_files"])
+    for rev in ("main", "v1"):
+        assert run_module({"repo_id": REPO, "revision": rev, "cache_dir": str(cache), "state": "verified"})[0] == 0
