@@ -3,6 +3,7 @@
 """Benchmark (not a test): no-change re-run of site.yml on K lab hosts, Ansible's defaults vs our ansible.cfg.
 
     .venv/bin/python bench/fleet_scaling.py [--hosts 1,2,4,8] [--repeat 1] [--vars light|demo] [--keep]
+                                            [--configs defaults,ours[,mitogen]] [--count-calls]
     .venv/bin/python bench/fleet_scaling.py --plot-only     # redraw the PNG from the JSON (needs matplotlib)
 
 Brings up one lab of max(K) sim hosts (LAB_NAME, default sparkfleet-lab-fleetbench), converges all of them once
@@ -15,6 +16,12 @@ hosts, once per configuration:
   ``-e sparkfleet_play_strategy=linear``), no fact cache, the default callback. ansible-core's own default ssh_args
   (``-C -o ControlMaster=auto -o ControlPersist=60s``) stay: they are Ansible's defaults.
 - ``ours``: the shipped ansible.cfg as it is.
+- ``mitogen`` (optional, ``--configs defaults,ours,mitogen``; needs ``pip install -r requirements-mitogen.txt``): the
+  shipped ansible.cfg with mitogen's strategy plugins (``ANSIBLE_STRATEGY=mitogen_linear``, the ``free`` plays as
+  ``mitogen_free``), the optional profile of docs/performance.md.
+
+``--count-calls`` adds one ``-vvv`` no-change run on the first host (linear strategy, skipped tasks shown, not
+timed) and records the module calls and SSH round trips per role and task (``calls_per_host`` in the JSON).
 
 Every timed run starts without SSH control masters (a fresh control_path_dir; masters are closed afterwards), so
 the numbers are those of a run a few minutes after the previous one. The fact cache of ``ours`` is kept between
@@ -34,18 +41,16 @@ import json
 import os
 import platform
 import re
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
-VENV_BIN = REPO / ".venv" / "bin"
-CONFIGS = ("defaults", "ours")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lab import (RESULTS, REPO, VENV_BIN, count_module_calls, import_pyplot, lab_session,  # noqa: E402  pylint: disable=wrong-import-position
+                  run_playbook, sweep)
+
+ALL_CONFIGS = ("defaults", "ours", "mitogen")
 # Both var sets run every role of site.yml; "light" serves one model (one trtllm_server instance per host instead
 # of two), which halves the serving role's share and the sim hosts' memory. SSH is allowed from the lab subnet
 # (firewall_admin_cidrs) instead of per play host (firewall_ssh_from_fleet), so that a run limited to K of the
@@ -62,62 +67,60 @@ collections_path = {repo}/collections
 inventory = {inventory}
 host_key_checking = true
 """
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
 PROFILE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
 
 
-def lab(lab_name: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LAB_NAME=lab_name)
-    return subprocess.run([str(REPO / "lab" / "lab"), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=3600, check=False)
+def mitogen_strategy_dir() -> str | None:
+    """The folder of mitogen's strategy plugins in the benchmark's venv, or None when mitogen is not installed."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", "import ansible_mitogen, os; "
+                           "print(os.path.join(os.path.dirname(ansible_mitogen.__file__), 'plugins', 'strategy'))"],
+                          capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def close_masters(control_dir: Path) -> None:
-    for sock in control_dir.glob("*"):
-        subprocess.run(["ssh", "-o", "ControlPath=%s" % sock, "-O", "exit", "x"], capture_output=True, timeout=30, check=False)
+def config_env(config: str, cfgs: dict) -> tuple[dict, list[str]]:
+    """(environment, extra ansible-playbook arguments) of one configuration."""
+    if config == "defaults":
+        # ANSIBLE_STRATEGY overrides nothing set in a play: the plays' strategy lines are neutralised instead.
+        return {"ANSIBLE_CONFIG": str(cfgs["defaults"])}, ["-e", "sparkfleet_play_strategy=linear"]
+    if config == "mitogen":
+        return ({"ANSIBLE_CONFIG": str(cfgs["ours"]), "ANSIBLE_STRATEGY_PLUGINS": cfgs["mitogen_dir"],
+                 "ANSIBLE_STRATEGY": "mitogen_linear"}, ["-e", "sparkfleet_play_strategy=mitogen_free"])
+    return {"ANSIBLE_CONFIG": str(cfgs["ours"])}, []
 
 
-def playbook(config: str, cfg: Path, inventory: Path, hosts: list[str], var_args: list[str], control_dir: Path) -> dict:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_NOCOLOR="1", ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
-               PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
-    extra = ["-e", "sparkfleet_play_strategy=linear"] if config == "defaults" else []
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", "--limit", ",".join(hosts),
-           *var_args, *extra]
-    load = os.getloadavg()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=False)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    close_masters(control_dir)
-    out = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        raise SystemExit("site.yml failed (%s, %s):\n%s" % (config, hosts, out[-6000:]))
-    recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4]),
-                    "skipped": int(m[5])} for m in RECAP.findall(proc.stdout)}
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # profile_tasks (ours only) prints the slowest tasks at the end: keep them as the hot spots of the run
-    tail = proc.stdout[proc.stdout.rfind("=" * 20):] if "=" * 20 in proc.stdout else ""
-    hot = [{"task": t.strip(), "seconds": float(s)} for t, s in PROFILE.findall(tail)][:25]
-    return {"wall_seconds": round(wall, 3), "controller_cpu_seconds": round(cpu, 3),
-            "controller_cpu_seconds_per_host": round(cpu / len(hosts), 3), "load_average_before": [round(x, 2) for x in load],
-            "recap": recap, "changed_total": sum(r["changed"] for r in recap.values()),
-            "task_results_per_host": round(statistics.mean(r["ok"] + r["skipped"] for r in recap.values()), 1),
-            "hot_tasks": hot, "output": out}
+def playbook(config: str, cfgs: dict, inventory: Path, hosts: list[str], var_args: list[str], control_dir: Path,
+             verbose: bool = False) -> dict:
+    env, extra = config_env(config, cfgs)
+    argv = ["-i", str(inventory), "site.yml", "--limit", ",".join(hosts), *var_args, *extra]
+    if verbose:  # for counting the calls: every task banner before its calls
+        env = dict(env, ANSIBLE_DISPLAY_SKIPPED_HOSTS="true")
+        argv = ["-vvv", *argv, "-e", "sparkfleet_play_strategy=linear"]
+    run = run_playbook(argv, len(hosts), env=env, control_dir=control_dir)
+    if run["rc"] != 0:
+        raise SystemExit("site.yml failed (%s, %s):\n%s" % (config, hosts, run["output"][-6000:]))
+    stdout = run.pop("stdout")
+    recap = run["recap"]
+    # profile_tasks (ours) prints the slowest tasks at the end: keep them as the hot spots of the run
+    tail = stdout[stdout.rfind("=" * 20):] if "=" * 20 in stdout else ""
+    run.update({"changed_total": sum(r["changed"] for r in recap.values()),
+                "task_results_per_host": round(sum(r["ok"] + r["skipped"] for r in recap.values()) / max(len(recap), 1), 1),
+                "hot_tasks": [{"task": t.strip(), "seconds": float(s)} for t, s in PROFILE.findall(tail)][:25]})
+    run.pop("rc")
+    return run
 
 
 def plot(data: dict) -> Path | None:
-    try:
-        import matplotlib  # pylint: disable=import-outside-toplevel
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        print("matplotlib is not installed: no PNG (pip install matplotlib, then --plot-only)", file=sys.stderr)
+    plt = import_pyplot()
+    if plt is None:
         return None
-    colors = {"defaults": "#999999", "ours": "#76b900"}
+    colors = {"defaults": "#999999", "ours": "#76b900", "mitogen": "#1f77b4"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for config in CONFIGS:
+    for config in ALL_CONFIGS:
         rows = [r for r in data["runs"] if r["config"] == config]
+        if not rows:
+            continue
         ks = [r["hosts"] for r in rows]
         ax1.plot(ks, [r["wall_seconds_median"] for r in rows], marker="o", color=colors[config], label=config)
         ax2.plot(ks, [r["controller_cpu_seconds_per_host_median"] for r in rows], marker="o", color=colors[config],
@@ -134,26 +137,31 @@ def plot(data: dict) -> Path | None:
     ax2.set_ylabel("controller CPU seconds per host")
     ax2.axhline(1.0, color="red", linestyle="--", linewidth=1)
     ax2.text(ax2.get_xlim()[0], 1.0, " goal: 1 s/host", color="red", fontsize=7, va="bottom")
-    fig.suptitle("sparkfleet site.yml no-change re-run: Ansible defaults vs shipped ansible.cfg (%s, %d cores, %s vars)"
-                 % (data["machine"], data["cpu_count"], data["vars"]), fontsize=9)
+    extra = " and the mitogen profile" if any(r["config"] == "mitogen" for r in data["runs"]) else ""
+    fig.suptitle("sparkfleet site.yml no-change re-run: Ansible defaults vs shipped ansible.cfg%s (%s, %d cores, %s vars)"
+                 % (extra, data["machine"], data["cpu_count"], data["vars"]), fontsize=9)
     fig.tight_layout()
     out = RESULTS / "fleet_scaling.png"
     fig.savefig(out, dpi=110)
     return out
 
 
-def write_results(out_json: Path, args: argparse.Namespace, runs: list[dict]) -> dict:
+def write_results(out_json: Path, args: argparse.Namespace, runs: list[dict], calls: dict | None = None) -> dict:
     """Write the JSON after every measured point, so an interrupted run keeps what it measured."""
     by = {(r["config"], r["hosts"]): r for r in runs}
     done = sorted(k for k in {r["hosts"] for r in runs} if ("defaults", k) in by and ("ours", k) in by)
     speedup = {str(k): round(by[("defaults", k)]["wall_seconds_median"] / by[("ours", k)]["wall_seconds_median"], 2)
                for k in done}
+    speedup_mitogen = {str(k): round(by[("defaults", k)]["wall_seconds_median"] / by[("mitogen", k)]["wall_seconds_median"], 2)
+                       for k in done if ("mitogen", k) in by}
     top = max(done) if done else None
     data = {
         "benchmark": "fleet_scaling", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": platform.node(), "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(),
         "vars": args.vars, "repeat": args.repeat, "lab": args.lab_name, "runs": runs,
+        "configs": args.configs, "calls_per_host": calls,
         "speedup_wall_defaults_over_ours": speedup,
+        "speedup_wall_defaults_over_mitogen": speedup_mitogen,
         "goal": "at K=8: wall(defaults) >= 2 x wall(ours) and controller CPU of ours <= 1 s per host",
         "all_runs_no_change": all(smp["no_change"] for r in runs for smp in r["samples"]),
         "largest_k_measured": top,
@@ -170,6 +178,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="timed re-runs per K and configuration (default 1)")
     parser.add_argument("--vars", choices=sorted(VAR_SETS), default="light",
                         help="light: one served model (default); demo: lab/demo-vars.yml (LLM + VLM)")
+    parser.add_argument("--configs", default="defaults,ours",
+                        help="comma-separated, from defaults, ours, mitogen (default defaults,ours)")
+    parser.add_argument("--count-calls", action="store_true",
+                        help="also count module calls and SSH round trips per role on the first host (-vvv run)")
     parser.add_argument("--lab-name", default="sparkfleet-lab-fleetbench")
     parser.add_argument("--keep", action="store_true", help="leave the benchmark lab up")
     parser.add_argument("--skip-up", action="store_true", help="the lab is up and converged already")
@@ -180,49 +192,57 @@ def main() -> int:
     if args.plot_only:
         print(plot(json.loads(out_json.read_text())))
         return 0
+    configs = [c for c in args.configs.split(",") if c]
+    if set(configs) - set(ALL_CONFIGS) or "defaults" not in configs or "ours" not in configs:
+        raise SystemExit("--configs takes defaults and ours, optionally mitogen (got %s)" % args.configs)
     counts = sorted(int(k) for k in args.hosts.split(","))
-    inventory = REPO / "lab" / ".state" / args.lab_name / "inventory.yml"
-    names = ["spark-%d" % i for i in range(1, max(counts) + 1)]
     var_args = VAR_SETS[args.vars]
-    runs, logs = [], RESULTS / "fleet_scaling.tmp"
+    logs = RESULTS / "fleet_scaling.tmp"
     logs.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="fs") as tmp:
-        cfgs = {"ours": REPO / "ansible.cfg", "defaults": Path(tmp) / "defaults.cfg"}
-        cfgs["defaults"].write_text(DEFAULTS_CFG.format(repo=REPO, inventory=inventory))
-        try:
-            if not args.skip_up:
-                up = lab(args.lab_name, "up", str(max(counts)))
-                if up.returncode != 0:
-                    raise SystemExit("lab up failed:\n%s\n%s" % (up.stdout[-3000:], up.stderr[-3000:]))
-                start = time.monotonic()
-                first = playbook("ours", cfgs["ours"], inventory, names, var_args, Path(tempfile.mkdtemp(dir=tmp)))
-                print("converged %d host(s) in %.0fs" % (len(names), time.monotonic() - start), flush=True)
-                (logs / "converge.log").write_text(first["output"])
-            for k in counts:
-                for config in CONFIGS:
-                    samples = []
-                    for i in range(args.repeat):
-                        control = Path(tempfile.mkdtemp(prefix="cp", dir=tmp))  # short: ssh's socket path limit
-                        sample = playbook(config, cfgs[config], inventory, names[:k], var_args, control)
-                        (logs / ("%s-k%d-%d.log" % (config, k, i))).write_text(sample.pop("output"))
-                        sample["no_change"] = not sample["changed_total"] and len(sample["recap"]) == k and not any(
-                            r["failed"] or r["unreachable"] for r in sample["recap"].values())
-                        if not sample["no_change"]:  # kept (and flagged in the JSON) so the other points still run
-                            print("WARNING: not a no-change run (%s, K=%d): %s" % (config, k, sample["recap"]), flush=True)
-                        samples.append(sample)
-                    entry = {"config": config, "hosts": k, "samples": samples}
-                    for key in ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host"):
-                        entry[key + "_median"] = round(statistics.median(s[key] for s in samples), 3)
-                    runs.append(entry)
-                    write_results(out_json, args, runs)
-                    print("K=%d %-8s wall %6.1fs  controller CPU %5.1fs (%.2f s/host)  load %s" % (
-                        k, config, entry["wall_seconds_median"], entry["controller_cpu_seconds_median"],
-                        entry["controller_cpu_seconds_per_host_median"], samples[-1]["load_average_before"]), flush=True)
-        finally:
-            if not args.keep:
-                lab(args.lab_name, "down")
-    data = write_results(out_json, args, runs)
-    print(json.dumps({k: data[k] for k in ("speedup_wall_defaults_over_ours", "goal_wall_met_at_largest_k", "goal_cpu_met_at_largest_k")}))
+    calls = None
+    with tempfile.TemporaryDirectory(prefix="fs") as tmp, \
+            lab_session(args.lab_name, max(counts), keep=args.keep, skip_up=args.skip_up) as the_lab:
+        cfgs = {"ours": REPO / "ansible.cfg", "defaults": Path(tmp) / "defaults.cfg", "mitogen_dir": None}
+        cfgs["defaults"].write_text(DEFAULTS_CFG.format(repo=REPO, inventory=the_lab.inventory))
+        if "mitogen" in configs:
+            cfgs["mitogen_dir"] = mitogen_strategy_dir()
+            if cfgs["mitogen_dir"] is None:
+                raise SystemExit("mitogen is not installed in .venv: .venv/bin/pip install -r requirements-mitogen.txt")
+        names = the_lab.hosts()
+        if not args.skip_up:
+            start = time.monotonic()
+            first = playbook("ours", cfgs, the_lab.inventory, names, var_args, Path(tempfile.mkdtemp(dir=tmp)))
+            print("converged %d host(s) in %.0fs" % (len(names), time.monotonic() - start), flush=True)
+            (logs / "converge.log").write_text(first["output"])
+        if args.count_calls:
+            counted = playbook("ours", cfgs, the_lab.inventory, names[:1], var_args, Path(tempfile.mkdtemp(dir=tmp)),
+                               verbose=True)
+            (logs / "count-calls.log").write_text(counted["output"])
+            calls = count_module_calls(counted["output"])
+            print("calls per host: %s" % {r: (c["module_calls"], c["ssh_round_trips"]) for r, c in calls.items()},
+                  flush=True)
+
+        def measure(config: str, k: int, i: int) -> dict:
+            control = Path(tempfile.mkdtemp(prefix="cp", dir=tmp))  # short: ssh's socket path limit
+            sample = playbook(config, cfgs, the_lab.inventory, names[:k], var_args, control)
+            (logs / ("%s-k%d-%d.log" % (config, k, i))).write_text(sample.pop("output"))
+            sample["no_change"] = not sample["changed_total"] and len(sample["recap"]) == k and not any(
+                r["failed"] or r["unreachable"] for r in sample["recap"].values())
+            if not sample["no_change"]:  # kept (and flagged in the JSON) so the other points still run
+                print("WARNING: not a no-change run (%s, K=%d): %s" % (config, k, sample["recap"]), flush=True)
+            return sample
+
+        def on_point(runs: list[dict], entry: dict) -> None:
+            write_results(out_json, args, runs, calls)
+            print("K=%d %-8s wall %6.1fs  controller CPU %5.1fs (%.2f s/host)  load %s" % (
+                entry["hosts"], entry["config"], entry["wall_seconds_median"], entry["controller_cpu_seconds_median"],
+                entry["controller_cpu_seconds_per_host_median"], entry["samples"][-1]["load_average_before"]), flush=True)
+
+        runs = sweep(counts, configs, args.repeat, measure,
+                     ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host"), on_point=on_point)
+    data = write_results(out_json, args, runs, calls)
+    print(json.dumps({k: data[k] for k in ("speedup_wall_defaults_over_ours", "speedup_wall_defaults_over_mitogen",
+                                           "goal_wall_met_at_largest_k", "goal_cpu_met_at_largest_k")}))
     print(plot(data) or "no plot")
     return 0
 

@@ -18,54 +18,35 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lab import REPO, RESULTS, import_pyplot, lab_session, run_playbook, sweep  # noqa: E402  pylint: disable=wrong-import-position
+
 LAB_NAME = "sparkfleet-lab-pfbench"
-VENV_BIN = REPO / ".venv" / "bin"
-
-
-def lab(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LAB_NAME=LAB_NAME)
-    return subprocess.run([str(REPO / "lab" / "lab"), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=False)
 
 
 def run_preflight(inventory: Path, hosts: list[str], report_dir: Path) -> dict:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/preflight.yml", "--limit", ",".join(hosts),
-           "-e", "sparkfleet_offline=true", "-e", "preflight_report_dir=%s" % report_dir]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800, check=False)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit("preflight failed on %s:\n%s" % (hosts, (proc.stdout + proc.stderr)[-4000:]))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    run = run_playbook(["-i", str(inventory), "playbooks/preflight.yml", "--limit", ",".join(hosts),
+                        "-e", "sparkfleet_offline=true", "-e", "preflight_report_dir=%s" % report_dir],
+                       len(hosts), env={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, timeout=1800)
+    if run["rc"] != 0:
+        raise SystemExit("preflight failed on %s:\n%s" % (hosts, run["output"][-4000:]))
     report = json.loads((report_dir / "preflight.json").read_text())
     module_seconds = [report["hosts"][h]["duration_seconds"] for h in hosts]
-    tasks = proc.stdout.count("\nTASK [")
-    return {"wall_seconds": round(wall, 3), "controller_cpu_seconds": round(cpu, 3),
-            "controller_cpu_seconds_per_host": round(cpu / len(hosts), 3),
+    return {"wall_seconds": run["wall_seconds"], "controller_cpu_seconds": run["controller_cpu_seconds"],
+            "controller_cpu_seconds_per_host": run["controller_cpu_seconds_per_host"],
             "module_seconds_max": max(module_seconds), "module_seconds_mean": round(statistics.mean(module_seconds), 3),
-            "tasks": tasks}
+            "tasks": run["stdout"].count("\nTASK [")}
 
 
 def plot(data: dict) -> Path | None:
-    try:
-        import matplotlib  # pylint: disable=import-outside-toplevel
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        print("matplotlib is not installed: no PNG (pip install matplotlib, then --plot-only)", file=sys.stderr)
+    plt = import_pyplot()
+    if plt is None:
         return None
     ks = [r["hosts"] for r in data["runs"]]
     walls = [r["wall_seconds_median"] for r in data["runs"]]
@@ -101,27 +82,24 @@ def main() -> int:
         print(plot(json.loads(out_json.read_text())))
         return 0
     counts = sorted(int(k) for k in args.hosts.split(","))
-    up = lab("up", str(max(counts)))
-    if up.returncode != 0:
-        raise SystemExit("lab up failed:\n%s\n%s" % (up.stdout[-3000:], up.stderr[-3000:]))
-    inventory = REPO / "lab" / ".state" / LAB_NAME / "inventory.yml"
-    names = ["spark-%d" % i for i in range(1, max(counts) + 1)]
-    runs = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for k in counts:
-                hosts = names[:k]
-                run_preflight(inventory, hosts, Path(tmp) / ("warm-%d" % k))  # warm-up: SSH control masters, caches
-                samples = [run_preflight(inventory, hosts, Path(tmp) / ("r%d-%d" % (k, i))) for i in range(args.repeat)]
-                entry = {"hosts": k, "samples": samples}
-                for key in ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host", "module_seconds_max"):
-                    entry[key + "_median"] = round(statistics.median(s[key] for s in samples), 3)
-                runs.append(entry)
-                print("%d host(s): wall %.2fs, controller CPU %.2fs/host, module %.2fs" % (
-                    k, entry["wall_seconds_median"], entry["controller_cpu_seconds_per_host_median"], entry["module_seconds_max_median"]))
-    finally:
-        if not args.keep:
-            lab("down")
+    with tempfile.TemporaryDirectory() as tmp, lab_session(LAB_NAME, max(counts), keep=args.keep) as the_lab:
+
+        def warmup(dummy_config: str, k: int) -> None:  # SSH control masters, caches
+            run_preflight(the_lab.inventory, the_lab.hosts(k), Path(tmp) / ("warm-%d" % k))
+
+        def measure(dummy_config: str, k: int, i: int) -> dict:
+            return run_preflight(the_lab.inventory, the_lab.hosts(k), Path(tmp) / ("r%d-%d" % (k, i)))
+
+        def on_point(dummy_runs: list, entry: dict) -> None:
+            print("%d host(s): wall %.2fs, controller CPU %.2fs/host, module %.2fs" % (
+                entry["hosts"], entry["wall_seconds_median"], entry["controller_cpu_seconds_per_host_median"],
+                entry["module_seconds_max_median"]))
+
+        runs = sweep(counts, ["ours"], args.repeat, measure,
+                     ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host", "module_seconds_max"),
+                     warmup=warmup, on_point=on_point)
+    for entry in runs:
+        entry.pop("config")
     base = runs[0]["wall_seconds_median"]
     data = {
         "benchmark": "preflight_scale", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -78,6 +78,16 @@ options:
     description: Before changing an existing file, copy it to a timestamped backup next to it.
     type: bool
     default: true
+  report_daemon:
+    description:
+      - Also ask the running Docker daemon (C(docker info)) which runtimes it lists and which one is its default, and
+        return them in RV(daemon). A role that checks the runtime after configuring it saves a module call on every
+        run where the file does not change (when it changes, the daemon must be restarted and asked again).
+      - The answer is read before any change this module makes; dockerd reads daemon.json only when it starts.
+      - A daemon that does not answer (or no C(docker) command) does not fail the module; RV(daemon) is then null and
+        RV(daemon_error) says why.
+    type: bool
+    default: false
   validate:
     description:
       - Command that validates the new file before it replaces the old one; V(%s) is replaced by the temporary file's
@@ -145,8 +155,26 @@ backup_file:
   returned: when the file changed, O(backup) is true, the file existed and not in check mode
   type: str
   sample: /etc/docker/daemon.json.12345.2026-01-02@10:11:12~
+daemon:
+  description: What the running Docker daemon reports, read before any change (null when it did not answer).
+  returned: when O(report_daemon) is true
+  type: dict
+  sample: {"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}, "runc": {"path": "runc"}}, "default_runtime": "runc"}
+  contains:
+    runtimes:
+      description: The runtimes C(docker info) lists, by name.
+      type: dict
+    default_runtime:
+      description: The daemon's default runtime.
+      type: str
+daemon_error:
+  description: Why RV(daemon) is null.
+  returned: when O(report_daemon) is true and the daemon did not answer
+  type: str
+  sample: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
 """
 
+import json
 import os
 import tempfile
 
@@ -204,6 +232,26 @@ def check_default_runtime(module: AnsibleModule, path: str, after: dict) -> None
         )
 
 
+DAEMON_FORMAT = '{"runtimes": {{json .Runtimes}}, "default_runtime": {{json .DefaultRuntime}}}'
+
+
+def query_daemon(module: AnsibleModule) -> tuple[dict | None, str | None]:
+    """(what `docker info` reports, None) or (None, why not)."""
+    docker = module.get_bin_path("docker")
+    if docker is None:
+        return None, "no docker command on PATH"
+    rc, out, err = module.run_command([docker, "info", "--format", DAEMON_FORMAT])
+    if rc != 0:
+        return None, (err.strip() or out.strip() or "docker info failed with rc=%d" % rc)[:2000]
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        return None, "docker info printed no JSON: %s" % out.strip()[:2000]
+    if not isinstance(answer, dict) or not isinstance(answer.get("runtimes"), dict):
+        return None, "docker info lists no runtimes: %s" % out.strip()[:2000]
+    return answer, None
+
+
 def write_config(module: AnsibleModule, path: str, text: str, existed: bool) -> str | None:
     """Write ``text`` atomically to ``path``; return the backup path (or None)."""
     directory = os.path.dirname(path) or "."
@@ -247,6 +295,7 @@ def main() -> None:
             known_runtimes=dict(type="list", elements="str", default=[]),
             backup=dict(type="bool", default=True),
             validate=dict(type="str"),
+            report_daemon=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -264,6 +313,10 @@ def main() -> None:
         "previous_config": before,
         "created": changed and not existed,
     }
+    if module.params["report_daemon"]:
+        result["daemon"], error = query_daemon(module)
+        if error:
+            result["daemon_error"] = error
     if module._diff:
         result["diff"] = {
             "before_header": path if existed else f"{path} (absent)",

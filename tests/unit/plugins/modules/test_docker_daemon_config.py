@@ -226,3 +226,34 @@ def test_validate_success_sees_new_content(tmp_path, run_module):
     checker.chmod(0o755)
     rc, result = run_module({"path": str(path), "settings": NVIDIA, "validate": f"{checker} %s"})
     assert rc == 0 and result["changed"] is True
+
+
+def test_report_daemon_returns_what_docker_info_lists(tmp_path, run_module, monkeypatch):
+    path = copy_fixture("lab-vfs.json", tmp_path)
+    calls = []
+
+    def fake_run(self, argv, **kwargs):
+        calls.append(argv)
+        return 0, '{"runtimes": {"runc": {"path": "runc"}}, "default_runtime": "runc"}\n', ""
+
+    monkeypatch.setattr(docker_daemon_config.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/docker")
+    monkeypatch.setattr(docker_daemon_config.AnsibleModule, "run_command", fake_run)
+    rc, result = run_module({"path": str(path), "settings": NVIDIA, "report_daemon": True}, check_mode=True)
+    assert rc == 0
+    assert result["daemon"] == {"runtimes": {"runc": {"path": "runc"}}, "default_runtime": "runc"}
+    assert "daemon_error" not in result
+    assert calls and calls[0][:3] == ["/usr/bin/docker", "info", "--format"]
+
+
+def test_report_daemon_without_an_answer_does_not_fail(tmp_path, run_module, monkeypatch):
+    path = copy_fixture("lab-vfs.json", tmp_path)
+    monkeypatch.setattr(docker_daemon_config.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/docker")
+    monkeypatch.setattr(docker_daemon_config.AnsibleModule, "run_command",
+                        lambda self, argv, **kw: (1, "", "Cannot connect to the Docker daemon"))
+    rc, result = run_module({"path": str(path), "settings": NVIDIA, "report_daemon": True}, check_mode=True)
+    assert rc == 0 and result["daemon"] is None and "Cannot connect" in result["daemon_error"]
+    monkeypatch.setattr(docker_daemon_config.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: None)
+    rc, result = run_module({"path": str(path), "settings": NVIDIA, "report_daemon": True}, check_mode=True)
+    assert rc == 0 and result["daemon"] is None and result["daemon_error"] == "no docker command on PATH"
+    rc, result = run_module({"path": str(path), "settings": NVIDIA}, check_mode=True)
+    assert "daemon" not in result
