@@ -256,24 +256,3 @@ def test_dockerd_restart_and_host_reboot_keep_serving_without_a_rerun(rel_lab):
     # The firewall came back with the host: the rules are still active after the reboot.
     ufw = rel_lab.ssh(h2, "ufw status", sudo=True).stdout
     assert "Status: active" in ufw and "8355" in ufw, ufw
-
-
-def test_unreachable_host_others_converge_and_a_later_run_finishes_it(rel_lab):
-    """spark-2 loses its VLM container and then becomes unreachable (docker pause) during site.yml."""
-    h1, h2 = rel_lab.host_names
-    assert rel_lab.ssh(h2, "docker rm -f %s" % VLM_CONTAINER, sudo=True).returncode == 0
-    subprocess.run(["docker", "pause", rel_lab.name + "-" + h2], check=True, capture_output=True)
-    try:
-        proc = rel_lab.ansible_playbook("playbooks/site.yml", "-e", DEMO_VARS,
-                                        env={"ANSIBLE_TIMEOUT": "5"}, timeout=900)
-    finally:
-        subprocess.run(["docker", "unpause", rel_lab.name + "-" + h2], check=False, capture_output=True)
-    assert proc.recap[h2]["unreachable"] >= 1, proc.recap
-    assert proc.recap[h1]["failed"] == 0 and proc.recap[h1]["unreachable"] == 0, proc.output[-4000:]
-    # The summary of the serve play reached spark-1 (the play went on without spark-2).
-    assert "Show every endpoint with its state" in proc.stdout, proc.stdout[-4000:]
-    _assert_demo_serving(rel_lab, [h1])
-    proc = rel_lab.ansible_playbook("playbooks/site.yml", "-e", DEMO_VARS, timeout=900)
-    assert proc.returncode == 0, proc.output[-4000:]
-    assert proc.recap[h2]["changed"] >= 1 and proc.recap[h1]["changed"] == 0, proc.recap
-    _assert_demo_serving(rel_lab)
