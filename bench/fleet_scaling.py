@@ -3,7 +3,7 @@
 """Benchmark (not a test): no-change re-run of site.yml on K lab hosts, Ansible's defaults vs our ansible.cfg.
 
     .venv/bin/python bench/fleet_scaling.py [--hosts 1,2,4,8] [--repeat 1] [--vars light|demo] [--keep]
-                                            [--configs defaults,ours[,mitogen]] [--count-calls]
+                                            [--configs defaults,ours[,full][,mitogen]] [--count-calls]
     .venv/bin/python bench/fleet_scaling.py --plot-only     # redraw the PNG from the JSON (needs matplotlib)
 
 Brings up one lab of max(K) sim hosts (LAB_NAME, default sparkfleet-lab-fleetbench), converges all of them once
@@ -15,7 +15,9 @@ hosts, once per configuration:
   (``ANSIBLE_STRATEGY`` overrides nothing set in a play, so the plays' ``strategy`` lines are neutralised with
   ``-e sparkfleet_play_strategy=linear``), no fact cache, the default callback. ansible-core's own default ssh_args
   (``-C -o ControlMaster=auto -o ControlPersist=60s``) stay: they are Ansible's defaults.
-- ``ours``: the shipped ansible.cfg as it is.
+- ``ours``: the shipped ansible.cfg as it is (site.yml's fast path included: docs/fast-path.md).
+- ``full`` (optional): ``ours`` with ``-e sparkfleet_full_run=true``, every role on every host (the cost of a run
+  on hosts that drifted, or of a fleet without the fast path).
 - ``mitogen`` (optional, ``--configs defaults,ours,mitogen``; needs ``pip install -r requirements-mitogen.txt``): the
   shipped ansible.cfg with mitogen's strategy plugins (``ANSIBLE_STRATEGY=mitogen_linear``, the ``free`` plays as
   ``mitogen_free``), the optional profile of docs/performance.md.
@@ -50,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _lab import (RESULTS, REPO, VENV_BIN, count_module_calls, import_pyplot, lab_session,  # noqa: E402  pylint: disable=wrong-import-position
                   run_playbook, sweep)
 
-ALL_CONFIGS = ("defaults", "ours", "mitogen")
+ALL_CONFIGS = ("defaults", "ours", "full", "mitogen")
 # Both var sets run every role of site.yml; "light" serves one model (one trtllm_server instance per host instead
 # of two), which halves the serving role's share and the sim hosts' memory. SSH is allowed from the lab subnet
 # (firewall_admin_cidrs) instead of per play host (firewall_ssh_from_fleet), so that a run limited to K of the
@@ -87,6 +89,8 @@ def config_env(config: str, cfgs: dict) -> tuple[dict, list[str]]:
     if config == "mitogen":
         return ({"ANSIBLE_CONFIG": str(cfgs["ours"]), "ANSIBLE_STRATEGY_PLUGINS": cfgs["mitogen_dir"],
                  "ANSIBLE_STRATEGY": "mitogen_linear"}, ["-e", "sparkfleet_play_strategy=mitogen_free"])
+    if config == "full":
+        return {"ANSIBLE_CONFIG": str(cfgs["ours"])}, ["-e", "sparkfleet_full_run=true"]
     return {"ANSIBLE_CONFIG": str(cfgs["ours"])}, []
 
 
@@ -115,7 +119,7 @@ def plot(data: dict) -> Path | None:
     plt = import_pyplot()
     if plt is None:
         return None
-    colors = {"defaults": "#999999", "ours": "#76b900", "mitogen": "#1f77b4"}
+    colors = {"defaults": "#999999", "ours": "#76b900", "full": "#e07b00", "mitogen": "#1f77b4"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for config in ALL_CONFIGS:
         rows = [r for r in data["runs"] if r["config"] == config]
@@ -154,6 +158,8 @@ def write_results(out_json: Path, args: argparse.Namespace, runs: list[dict], ca
                for k in done}
     speedup_mitogen = {str(k): round(by[("defaults", k)]["wall_seconds_median"] / by[("mitogen", k)]["wall_seconds_median"], 2)
                        for k in done if ("mitogen", k) in by}
+    speedup_full = {str(k): round(by[("full", k)]["wall_seconds_median"] / by[("ours", k)]["wall_seconds_median"], 2)
+                    for k in done if ("full", k) in by}
     top = max(done) if done else None
     data = {
         "benchmark": "fleet_scaling", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -162,6 +168,7 @@ def write_results(out_json: Path, args: argparse.Namespace, runs: list[dict], ca
         "configs": args.configs, "calls_per_host": calls,
         "speedup_wall_defaults_over_ours": speedup,
         "speedup_wall_defaults_over_mitogen": speedup_mitogen,
+        "speedup_wall_full_path_over_ours": speedup_full,
         "goal": "at K=8: wall(defaults) >= 2 x wall(ours) and controller CPU of ours <= 1 s per host",
         "all_runs_no_change": all(smp["no_change"] for r in runs for smp in r["samples"]),
         "largest_k_measured": top,
@@ -194,7 +201,7 @@ def main() -> int:
         return 0
     configs = [c for c in args.configs.split(",") if c]
     if set(configs) - set(ALL_CONFIGS) or "defaults" not in configs or "ours" not in configs:
-        raise SystemExit("--configs takes defaults and ours, optionally mitogen (got %s)" % args.configs)
+        raise SystemExit("--configs takes defaults and ours, optionally full and mitogen (got %s)" % args.configs)
     counts = sorted(int(k) for k in args.hosts.split(","))
     var_args = VAR_SETS[args.vars]
     logs = RESULTS / "fleet_scaling.tmp"
