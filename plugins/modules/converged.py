@@ -187,10 +187,9 @@ import os
 import re
 import stat
 import time
-import urllib.error
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sparkfleet.trtllm.plugins.module_utils import _http
 
 _COUNTERS = re.compile(r"\s*counter packets \d+ bytes \d+")
 
@@ -376,17 +375,17 @@ class Fingerprint:
             if rc != 0:
                 problems.append("service %s: %s" % (unit, (out or "not active").strip()))
         for url in self.params["endpoints"]:
+            # The collection's stdlib HTTP client (as openai_probe): no proxy from the environment between the host
+            # and its own endpoint, refused and timed out told apart.
             try:
-                with urllib.request.urlopen(url, timeout=self.params["timeout"]) as response:
-                    status = response.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                problems.append("endpoint %s: %s" % (url, reason))
+                answer = _http.request(_http.parse_base_url(url), "GET", "", self.params["timeout"])
+            except ValueError as exc:
+                self.module.fail_json(msg="endpoints: %s is not a usable URL: %s" % (url, exc))
+            except (_http.HTTPUnreachable, _http.HTTPTimeout) as exc:
+                problems.append("endpoint %s: %s" % (url, exc))
                 continue
-            if status != 200:
-                problems.append("endpoint %s: HTTP %s" % (url, status))
+            if answer.status != 200:
+                problems.append("endpoint %s: HTTP %s" % (url, answer.status))
         return problems
 
 
