@@ -118,6 +118,22 @@ def controller_lab(lab_factory, tmp_path_factory):
         served.close()
 
 
+def test_check_mode_with_the_controller_as_source_changes_nothing(controller_lab):
+    """--check on hosts without the model: the run says what it would do and leaves the hosts, the controller's model
+    cache and the Hub untouched (the controller's download is a dry run too)."""
+    lab, hub, served, extra, work = controller_lab
+    proc = lab.ansible_playbook(PLAYBOOK, "--check", "-e", json.dumps(extra))
+    assert proc.returncode == 0, proc.output[-8000:]
+    assert hub.stats()["by_repo"].get(MODEL, {}).get("body_bytes", 0) == 0
+    # The tiktoken encodings are the one exception, by design: check mode fills the controller's own cache (once per
+    # file, sha256-checked) so that it can tell whether they are right; nothing reaches a host.
+    assert sorted(served.gets) == sorted("/" + name for name in TIKTOKEN_FILES)
+    assert not (Path(extra["model_cache_controller_hf_home"]) / "hub" / FOLDER / "snapshots").exists()
+    for host in lab.host_names:
+        gone = lab.ssh(host, "test -e %s/hub/%s || test -e %s" % (HF_HOME, FOLDER, TIKTOKEN_DIR), sudo=True)
+        assert gone.returncode != 0, host
+
+
 def test_controller_source_one_hub_copy_and_tiktoken_staged(controller_lab):
     lab, hub, served, extra, work = controller_lab
     main = hub.repos()[MODEL]["files"]["main"]
