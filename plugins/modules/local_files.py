@@ -13,9 +13,9 @@ version_added: 0.1.0
 author:
   - sparkfleet contributors (!UNKNOWN)
 description:
-  - Writes a few text files into one folder on the controller, for example the reports that the C(preflight),
-    C(status) and C(benchmark) roles leave in C(reports/). The folder is created when missing.
-  - An action plugin that runs entirely inside the controller's worker process, whatever the task's host: it never
+  - Writes a few text files into one folder on the controller, for example the fleet report that the C(preflight)
+    role leaves in C(reports/) on every run. The folder is created when missing.
+  - An action plugin that runs entirely inside the controller's worker process, whatever the task's host; it never
     connects to a host. Reason for not using C(ansible.builtin.copy)/C(ansible.builtin.template) with
     C(delegate_to=localhost) - each of those starts two to three Python module processes on the controller per file
     (stat, copy, file), which made the report the largest fixed cost of a no-change C(site.yml) run
