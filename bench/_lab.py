@@ -77,6 +77,14 @@ def close_masters(control_dir: Path) -> None:
                        check=False)
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores of this machine spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_playbook(argv: list[str], hosts: int, env: dict | None = None, timeout: int = 3600,
                  control_dir: Path | None = None) -> dict:
     """Run ``ansible-playbook *argv`` from the repository root; wall time, controller CPU, recap and output.
@@ -88,17 +96,22 @@ def run_playbook(argv: list[str], hosts: int, env: dict | None = None, timeout: 
     if control_dir is not None:
         run_env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     load = os.getloadavg()
+    busy_before = _machine_busy_seconds()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), *argv], cwd=REPO, env=run_env, capture_output=True,
                           text=True, timeout=timeout, check=False)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = _machine_busy_seconds() - busy_before
     if control_dir is not None:
         close_masters(control_dir)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"rc": proc.returncode, "wall_seconds": round(wall, 3), "controller_cpu_seconds": round(cpu, 3),
             "controller_cpu_seconds_per_host": round(cpu / hosts, 3),
+            # Everything the machine's cores did meanwhile: the controller, and the lab hosts sharing its cores.
+            "machine_cpu_seconds": round(machine, 2),
+            "machine_busy_fraction": round(machine / (wall * (os.cpu_count() or 1)), 3),
             "load_average_before": [round(x, 2) for x in load], "recap": parse_recap(proc.stdout),
             "stdout": proc.stdout, "output": proc.stdout + proc.stderr}
 

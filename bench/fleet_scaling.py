@@ -31,7 +31,9 @@ runs (that is its point) and was filled by the converge run.
 
 Controller CPU = user+sys of ansible-playbook and all its children (ssh clients included), from
 getrusage(RUSAGE_CHILDREN) deltas; the sim hosts' own CPU is not in it, but they share the machine's cores, so
-wall times grow with K on a small machine. Each re-run must report changed=0 and failed=0 for every host in the
+wall times grow with K on a small machine. Machine CPU = what all cores did during the run (/proc/stat: controller
+plus the sim hosts' sshd, sudo, module processes and Docker), and machine busy = machine CPU / (wall x cores): near
+1, the run is bound by this machine's cores, which no Ansible setting can add. Each re-run must report changed=0 and failed=0 for every host in the
 recap; a run that does not is flagged (``no_change: false``, ``all_runs_no_change``) and the others still run.
 Writes bench/results/fleet_scaling.json (after every point) and bench/results/fleet_scaling.png.
 """
@@ -241,12 +243,14 @@ def main() -> int:
 
         def on_point(runs: list[dict], entry: dict) -> None:
             write_results(out_json, args, runs, calls)
-            print("K=%d %-8s wall %6.1fs  controller CPU %5.1fs (%.2f s/host)  load %s" % (
-                entry["hosts"], entry["config"], entry["wall_seconds_median"], entry["controller_cpu_seconds_median"],
-                entry["controller_cpu_seconds_per_host_median"], entry["samples"][-1]["load_average_before"]), flush=True)
+            print("K=%d %-8s wall %6.1fs  controller CPU %5.1fs (%.2f s/host)  machine CPU %5.1fs (busy %2.0f%%)  load %s"
+                  % (entry["hosts"], entry["config"], entry["wall_seconds_median"], entry["controller_cpu_seconds_median"],
+                     entry["controller_cpu_seconds_per_host_median"], entry["machine_cpu_seconds_median"],
+                     100 * entry["machine_busy_fraction_median"], entry["samples"][-1]["load_average_before"]), flush=True)
 
         runs = sweep(counts, configs, args.repeat, measure,
-                     ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host"), on_point=on_point)
+                     ("wall_seconds", "controller_cpu_seconds", "controller_cpu_seconds_per_host",
+                      "machine_cpu_seconds", "machine_busy_fraction"), on_point=on_point)
     data = write_results(out_json, args, runs, calls)
     print(json.dumps({k: data[k] for k in ("speedup_wall_defaults_over_ours", "speedup_wall_defaults_over_mitogen",
                                            "goal_wall_met_at_largest_k", "goal_cpu_met_at_largest_k")}))

@@ -133,7 +133,7 @@ seealso:
 EXAMPLES = r"""
 - name: Is this Spark still as the last complete run left it?
   sparkfleet.trtllm.converged:
-    inputs_digest: "{{ _sparkfleet_inputs_digest }}"
+    inputs_digest: "{{ my_settings | to_json(sort_keys=true) | hash('sha256') }}"
     files: [/etc/docker/daemon.json, /etc/sparkfleet]
     hf_cache: /var/lib/sparkfleet/huggingface/hub
     models: [nvidia/Qwen3-8B-FP4]
@@ -145,7 +145,7 @@ EXAMPLES = r"""
 - name: Record the host after a complete run
   sparkfleet.trtllm.converged:
     state: present
-    inputs_digest: "{{ _sparkfleet_inputs_digest }}"
+    inputs_digest: "{{ _converged.inputs_digest }}"
     files: [/etc/docker/daemon.json, /etc/sparkfleet]
     firewall: ufw
 """
@@ -162,6 +162,11 @@ drift:
   type: list
   elements: str
   sample: ["containers: sparkfleet-trtllm-llm", "endpoint http://127.0.0.1:8355/health: connection refused"]
+inputs_digest:
+  description: The O(inputs_digest) of this call, for a later O(state=present) call of the same run to record.
+  returned: always
+  type: str
+  sample: 0b6e2f7a9c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f
 fingerprint:
   description: SHA-256 over the digests of all the parts.
   returned: always
@@ -448,7 +453,7 @@ def main() -> None:
         same = bool(record) and record.get("inputs_digest") == params["inputs_digest"] \
             and record.get("fingerprint") == fingerprint
         result = dict(changed=not same, converged=True, drift=[], fingerprint=fingerprint, parts=parts,
-                      recorded_at=recorded_at)
+                      recorded_at=recorded_at, inputs_digest=params["inputs_digest"])
         if module._diff:
             result["diff"] = dict(before=json.dumps((record or {}).get("parts", {}), indent=2, sort_keys=True) + "\n",
                                   after=json.dumps(parts, indent=2, sort_keys=True) + "\n",
@@ -473,7 +478,7 @@ def main() -> None:
                                          ("not recorded" if name in parts else "no longer checked")))
     drift.extend(probe.live_problems())
     module.exit_json(changed=False, converged=not drift, drift=drift, fingerprint=fingerprint, parts=parts,
-                     recorded_at=recorded_at)
+                     recorded_at=recorded_at, inputs_digest=params["inputs_digest"])
 
 
 if __name__ == "__main__":

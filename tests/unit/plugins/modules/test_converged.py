@@ -97,6 +97,12 @@ def test_other_inputs_are_drift(module_runner, host):
     # A part checked now but not at record time (a model added to the host) is drift too.
     run = module_runner(converged.main, dict(args, models=args["models"] + ["nvidia/Qwen3-14B-FP4"]))
     assert run.result["drift"] == ["model:nvidia/Qwen3-14B-FP4: not recorded"]
+    # The query hands its digest back: site.yml's record play writes exactly what the check play compared.
+    run = module_runner(converged.main, dict(args, inputs_digest="d2"))
+    assert run.result["inputs_digest"] == "d2"
+    recorded = module_runner(converged.main, dict(args, state="present", inputs_digest=run.result["inputs_digest"]))
+    assert recorded.result["changed"] is True
+    assert module_runner(converged.main, dict(args, inputs_digest="d2")).result["converged"] is True
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
