@@ -97,7 +97,8 @@ options:
       - V(auto) picks as the C(firewall) role does - ufw when installed, else firewalld when running, else nftables
         when installed, else none.
       - V(ufw) reads C(ufw status verbose); V(nftables) reads C(nft list table inet <firewall_marker>) without packet
-        counters; V(firewalld) reads C(firewall-cmd --list-all --zone <firewall_marker>); V(none) skips it.
+        counters; V(firewalld) reads C(firewall-cmd --list-all --zone <firewall_marker>) and the policy
+        C(<firewall_marker>-guard) (C(firewall-cmd --info-policy)); V(none) skips it.
     type: str
     choices: [auto, none, ufw, nftables, firewalld]
     default: none
@@ -354,6 +355,10 @@ class Fingerprint:
             return "%s not installed" % argv[0]
         if kind == "nftables":
             out = _COUNTERS.sub("", out)
+        if kind == "firewalld":
+            # The policy that fences the peer-only ports (multi-node sshd, swarm) from the other zones.
+            policy_rc, policy = self._run(["firewall-cmd", "--info-policy", marker + "-guard"])
+            out += "\npolicy rc=%s\n%s" % (policy_rc, policy)
         return "rc=%s\n%s" % (rc, out)
 
     def parts(self) -> dict:

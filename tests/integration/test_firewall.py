@@ -8,6 +8,7 @@ still works after ufw is enabled with default-deny."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -48,7 +49,7 @@ def ssh_works(lab) -> bool:
 @pytest.fixture(scope="module")
 def fw_lab(lab_factory):
     """A 2-host lab of our own: ufw reset and inactive, no state file, an HTTP listener on 8355 (bounded)."""
-    the_lab = lab_factory("sparkfleet-lab-fw", 2)
+    the_lab = lab_factory(os.environ.get("SPARKFLEET_FW_LAB", "sparkfleet-lab-fw"), 2)
     sh(the_lab, TARGET, f"ufw --force reset >/dev/null; ufw --force disable >/dev/null; rm -f {STATE_FILE}; "
                         "rm -f /etc/ufw/*.rules.[0-9]*_[0-9]*")
     pidfile = "/run/sparkfleet-test-listener.pid"

@@ -148,3 +148,25 @@ def test_an_unreadable_record_is_no_record(module_runner, host):
     assert run.result["converged"] is False and run.result["drift"][0].startswith("no record")
     assert "ignoring the unreadable record" in json.dumps(run.result.get("warnings"))  # 2.19: structured events
     assert json.loads(json.dumps(run.result["parts"]))  # digests are plain JSON
+
+
+def test_firewalld_zone_and_guard_policy_are_fingerprinted(module_runner, host, monkeypatch):
+    """firewalld: the collection's zone and its policy <marker>-guard (the peer-only ports) are both read, so a
+    policy deleted by hand is drift. A stand-in firewall-cmd on PATH answers from files the test edits."""
+    tmp_path, args = host
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "zone.txt").write_text("sparkfleet (active)\n  ports: 8355/tcp\n")
+    (tmp_path / "policy.txt").write_text("sparkfleet-guard (active)\n  rich rules: rule port port=2377 drop\n")
+    script = bin_dir / "firewall-cmd"
+    script.write_text('#!/bin/sh\ncase "$1" in\n  --list-all) cat "%s";;\n'
+                      '  --info-policy) [ -s "%s" ] || { echo "Error: INVALID_POLICY: $2" >&2; exit 2; }; cat "%s";;\n'
+                      '  *) exit 0;;\nesac\n' % (tmp_path / "zone.txt", tmp_path / "policy.txt", tmp_path / "policy.txt"))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ.get("PATH", "")))
+    args = dict(args, firewall="firewalld")
+    module_runner(converged.main, dict(args, state="present"))
+    assert module_runner(converged.main, args).result["converged"] is True
+    (tmp_path / "policy.txt").write_text("")  # the guard policy deleted by hand
+    run = module_runner(converged.main, args)
+    assert run.result["converged"] is False and run.result["drift"] == ["firewall: changed"]
