@@ -31,7 +31,11 @@ SNAPSHOT = (
     "echo '## daemon.json'; sha256sum /etc/docker/daemon.json; ls /etc/docker; "
     "echo '## state'; ls -la /var/lib/sparkfleet/state 2>&1 | sed 1d; find /etc/sparkfleet/trtllm -type f 2>/dev/null; "
     "echo '## cache'; ls " + HF_HOME + "/hub 2>/dev/null | grep '^models--'; "
-    "echo '## images'; docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}' | sort"
+    "echo '## images'; docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}' | sort; "
+    # model_cache's fleet key (root's authorized_keys; a missing file reads as empty), its folders and the other
+    # roles' folders under the collection's own /etc/sparkfleet and /opt/sparkfleet
+    "echo '## root authorized_keys'; cat /root/.ssh/authorized_keys 2>/dev/null | sha256sum; "
+    "echo '## collection folders'; find /etc/sparkfleet /opt/sparkfleet 2>/dev/null | sort"
 )
 
 
@@ -45,7 +49,8 @@ def world(lab, tmp_path_factory):
     """Bare hosts (as far as the collection goes) plus an operator's container and ufw rule; the before-snapshot."""
     clean = ("docker ps -aq --filter label=sparkfleet.managed=true | xargs -r docker rm -f; "
              f"docker rmi -f {lab.vars['sparkfleet_trtllm_image']} >/dev/null 2>&1; "
-             "rm -rf /var/lib/sparkfleet /etc/sparkfleet; "
+             "rm -rf /var/lib/sparkfleet /etc/sparkfleet /opt/sparkfleet; "
+             "sed -i '/ sparkfleet-model-cache$/d' /root/.ssh/authorized_keys 2>/dev/null; "
              f"docker rm -f {USER_CONTAINER} >/dev/null 2>&1; "
              f"docker run -d --restart unless-stopped --name {USER_CONTAINER} sparkfleet-lab/busybox:latest sleep 1000000 >/dev/null; "
              f"{USER_RULE} >/dev/null")
@@ -107,6 +112,10 @@ def test_converge_serves_llm_and_vlm(lab, world):
         assert len(state["current"]["commit"]) == 40 and state["current"]["image_id"].startswith("sha256:")
         options = lab.ssh(host, "cat /etc/sparkfleet/trtllm/sparkfleet-trtllm-vlm.yml", sudo=True).stdout
         assert "enable_block_reuse: false" in options
+        # model_cache recorded what rollback must take away (its folders and the fleet key's marker)
+        record = json.loads(lab.ssh(host, "cat /var/lib/sparkfleet/state/model_cache.json", sudo=True).stdout)
+        assert "/opt/sparkfleet/venv" in record["paths"] and "/etc/sparkfleet/model_cache" in record["paths"]
+        assert record["authorized_keys"] == {"user": "root", "comment": "sparkfleet-model-cache"}
 
 
 def test_endpoints_answer_from_the_controller_and_the_other_host(lab, world):
